@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Universal Chat: a gateway and four services that talk over Redis streams.
+let package = Package(
+    name: "UniversalChat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gateway", targets: ["Gateway"]),
+        .executable(name: "sessions", targets: ["Sessions"]),
+        .executable(name: "settings", targets: ["Settings"]),
+        .executable(name: "feedback", targets: ["Feedback"]),
+        .executable(name: "canvas", targets: ["Canvas"]),
+        .executable(name: "uc-admin", targets: ["Admin"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CHiredis", path: "Shared/CHiredis", pkgConfig: "hiredis"),
+        .systemLibrary(name: "CMongoc", path: "Shared/CMongoc", pkgConfig: "libmongoc-1.0"),
+        .systemLibrary(name: "CMicroHTTPD", path: "Shared/CMicroHTTPD", pkgConfig: "libmicrohttpd"),
+        .systemLibrary(name: "CJansson", path: "Shared/CJansson", pkgConfig: "jansson"),
+        .systemLibrary(name: "COpenSSL", path: "Shared/COpenSSL", pkgConfig: "libcrypto"),
+        .systemLibrary(name: "CCrypt", path: "Shared/CCrypt", pkgConfig: "libcrypt"),
+
+        .target(name: "Core", path: "Shared/Core"),
+        .target(name: "JSONKit", dependencies: ["Core", "CJansson"], path: "Shared/JSONKit"),
+        .target(name: "Crypt", dependencies: ["Core", "JSONKit", "COpenSSL", "CCrypt"], path: "Shared/Crypt"),
+        .target(name: "RedisKit", dependencies: ["Core", "CHiredis"], path: "Shared/RedisKit"),
+        .target(name: "MongoKit", dependencies: ["Core", "CMongoc"], path: "Shared/MongoKit"),
+        .target(name: "HTTPKit", dependencies: ["Core", "CMicroHTTPD"], path: "Shared/HTTPKit"),
+        .target(
+            name: "Bus",
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit"],
+            path: "Shared/Bus"
+        ),
+
+        .executableTarget(
+            name: "Gateway",
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "HTTPKit", "Bus"],
+            path: "Services/Gateway"
+        ),
+        .executableTarget(
+            name: "Sessions",
+            dependencies: ["Core", "JSONKit", "MongoKit", "Bus"],
+            path: "Services/Sessions"
+        ),
+        .executableTarget(
+            name: "Settings",
+            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus"],
+            path: "Services/Settings"
+        ),
+        .executableTarget(
+            name: "Feedback",
+            dependencies: ["Core", "JSONKit", "MongoKit", "Bus"],
+            path: "Services/Feedback"
+        ),
+        .executableTarget(
+            name: "Canvas",
+            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "Bus"],
+            path: "Services/Canvas"
+        ),
+        .executableTarget(
+            name: "Admin",
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "Bus"],
+            path: "Services/Admin"
+        ),
+
+        .testTarget(
+            name: "UnitTests",
+            dependencies: ["Core", "JSONKit", "Crypt", "Bus"],
+            path: "Tests/UnitTests"
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit"],
+            path: "Tests/IntegrationTests"
+        ),
+    ]
+)

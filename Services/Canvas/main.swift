@@ -1,0 +1,1 @@
+// The Canvas service arrives with its own issue.

@@ -1,0 +1,1 @@
+// The Feedback service arrives with its own issue.

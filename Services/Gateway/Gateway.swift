@@ -1,0 +1,150 @@
+import Bus
+import Core
+import Crypt
+import Foundation
+import HTTPKit
+import RedisKit
+import Synchronization
+
+/// Turns each HTTP request into a command on its service's stream and answers with the reply.
+final class Gateway: @unchecked Sendable {
+    let config: GatewayConfig
+    let logger: Logger
+    let bus: BusClient
+    let jwt: JWT
+    private let probe: Mutex<RedisConnection>
+
+    init(config: GatewayConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        let address = RedisAddress(url: config.redisURL)
+        bus = BusClient(
+            address: address, gatewayId: config.gatewayId, logger: logger,
+            maxStreamLength: config.streamMaxLength)
+        jwt = JWT(secret: config.jwtSecret)
+        probe = Mutex(RedisConnection(address: address, timeoutMs: 1000))
+    }
+
+    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        switch (request.method, request.path) {
+        case ("GET", "/healthz"):
+            return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
+        case ("GET", "/readyz"):
+            return responder.respond(readiness())
+        default:
+            break
+        }
+        do {
+            try dispatch(request, responder)
+        } catch {
+            responder.respond(.error(error))
+        }
+    }
+
+    private func dispatch(_ request: HTTPRequest, _ responder: HTTPResponder) throws(APIError) {
+        guard request.path.utf8.count <= 2048 else {
+            throw APIError(status: 414, code: "uri_too_long", message: "the request path is too long")
+        }
+        let route: Route
+        var params: [String: String]
+        switch Routes.lookup(method: request.method, path: request.path) {
+        case .notFound:
+            throw APIError.notFound("route")
+        case .wrongMethod(let allowed):
+            var response = HTTPResponse.error(.methodNotAllowed(allowed))
+            response.headers.append(("Allow", allowed.joined(separator: ", ")))
+            return responder.respond(response)
+        case .found(let found, let pathParams):
+            route = found
+            params = pathParams
+        }
+
+        var claims: TokenClaims?
+        if route.authenticated {
+            claims = try authenticate(request)
+        }
+
+        for (name, value) in request.query {
+            guard params[name] == nil else {
+                throw APIError.invalid(name, "query parameter is repeated or clashes with the path")
+            }
+            params[name] = value
+        }
+
+        var body: [UInt8] = []
+        if request.method == "POST" || request.method == "PUT" || request.method == "PATCH" {
+            body = request.body
+            let contentType = request.header("content-type")?.lowercased() ?? ""
+            let mediaType = contentType.split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            if !body.isEmpty && mediaType != "application/json" {
+                throw APIError.unsupportedMediaType()
+            }
+        }
+
+        let commandId = try commandId(for: request, user: claims?.userId)
+        let now = Timestamp.now().milliseconds
+        let command = Command(
+            id: commandId, type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
+            params: params, body: body, replyKey: bus.replyKey,
+            deadline: now + Int64(config.requestTimeoutMs))
+        let logger = self.logger
+        bus.submit(command, to: route.service) { reply in
+            guard let reply else {
+                logger.info("request timed out", [.command: commandId, .route: route.type])
+                return responder.respond(.error(.timeout()))
+            }
+            responder.respond(HTTPResponse(
+                status: reply.status,
+                headers: [("Content-Type", "application/json; charset=utf-8")] + reply.headers,
+                body: reply.body))
+        }
+    }
+
+    private func authenticate(_ request: HTTPRequest) throws(APIError) -> TokenClaims {
+        guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
+            throw APIError.unauthorized()
+        }
+        let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        guard let claims = jwt.verify(token, now: Int64(Date().timeIntervalSince1970)) else {
+            throw APIError.unauthorized("the bearer token is invalid or expired")
+        }
+        return claims
+    }
+
+    /// A retry with the same `Idempotency-Key` from the same user maps to the same command id.
+    private func commandId(for request: HTTPRequest, user: ObjectId?) throws(APIError) -> String {
+        guard let key = request.header("idempotency-key"), request.method != "GET" else {
+            return Crypto.randomHex(16)
+        }
+        guard !key.isEmpty, key.utf8.count <= 200 else {
+            throw APIError.invalid("Idempotency-Key", "must be 1 to 200 characters")
+        }
+        let input = Array("idem\u{0}\(user?.hex ?? "-")\u{0}\(key)".utf8)
+        return String(Crypto.sha256Hex(input).prefix(32))
+    }
+
+    /// Ready when Redis answers and every routed stream has a consumer seen recently.
+    private func readiness() -> HTTPResponse {
+        var problems: [Value] = []
+        probe.withLock { redis in
+            for service in Routes.services {
+                let stream = BusNames.commandStream(service)
+                let since = Timestamp.now().milliseconds - 5000
+                do {
+                    let live = try redis.run([
+                        "ZCOUNT", RedisArgument(BusNames.heartbeats(service)), RedisArgument(since), "+inf",
+                    ])
+                    if (live.integer ?? 0) == 0 { problems.append(.string("no live consumer on \(stream)")) }
+                } catch {
+                    problems.append(.string("redis: \(error)"))
+                    break
+                }
+            }
+        }
+        let ready = problems.isEmpty
+        let body: Document = ["status": .string(ready ? "ready" : "not ready"), "problems": .array(problems)]
+        return .json(ready ? 200 : 503, JSONWriter.bytes(.document(body)))
+    }
+}

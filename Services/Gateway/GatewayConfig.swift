@@ -1,0 +1,43 @@
+import Core
+import Crypt
+
+/// Everything the gateway reads from the environment, in one place.
+struct GatewayConfig {
+    let host: String
+    let port: Int
+    let redisURL: String
+    let jwtSecret: String
+    let usingDevelopmentSecret: Bool
+    let requestTimeoutMs: Int
+    let maxBodyBytes: Int
+    let httpThreads: Int
+    let connectionTimeoutSeconds: Int
+    let connectionLimit: Int
+    let streamMaxLength: Int
+    let gatewayId: String
+
+    static let developmentSecret = "universal-chat-development-secret-change-me"
+
+    init(_ env: Environment = Environment()) {
+        host = env.string("HOST", "127.0.0.1")
+        port = env.int("PORT", 8080)
+        redisURL = env.string("REDIS_URL", "redis://127.0.0.1:6379")
+        let secret = env.string("JWT_SECRET", "")
+        usingDevelopmentSecret = secret.isEmpty
+        jwtSecret = secret.isEmpty ? GatewayConfig.developmentSecret : secret
+        requestTimeoutMs = max(100, env.int("REQUEST_TIMEOUT_MS", 5000))
+        maxBodyBytes = max(1024, env.int("MAX_BODY_BYTES", 1 << 20))
+        httpThreads = max(1, env.int("HTTP_THREADS", 2))
+        connectionTimeoutSeconds = max(1, env.int("HTTP_CONNECTION_TIMEOUT_S", 15))
+        connectionLimit = max(64, env.int("HTTP_CONNECTION_LIMIT", 4000))
+        streamMaxLength = max(1000, env.int("STREAM_MAXLEN", 100_000))
+        gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
+    }
+
+    /// The settings for the start-up log line, the secret masked.
+    var summary: String {
+        "host=\(host) port=\(port) redis=\(redisURL) jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
+            + " requestTimeoutMs=\(requestTimeoutMs) maxBodyBytes=\(maxBodyBytes) httpThreads=\(httpThreads)"
+            + " gatewayId=\(gatewayId)"
+    }
+}

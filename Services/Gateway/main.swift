@@ -1,0 +1,54 @@
+import Core
+import Foundation
+import HTTPKit
+
+let config = GatewayConfig()
+let logger = Logger(service: "gateway")
+logger.info("starting", [.url: config.summary])
+if config.usingDevelopmentSecret {
+    logger.warning("JWT_SECRET is not set; using the fixed development secret")
+}
+
+var limit = rlimit()
+if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+let gateway = Gateway(config: config, logger: logger)
+gateway.bus.start()
+let server = HTTPServer(
+    config: HTTPServerConfig(
+        host: config.host, port: config.port, threads: config.httpThreads,
+        maxBodyBytes: config.maxBodyBytes, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
+        connectionLimit: config.connectionLimit,
+        defaultHeaders: [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]),
+    handler: { request, responder in gateway.handle(request, responder) })
+do {
+    try server.start()
+} catch {
+    logger.error("cannot start", [.error: error.message])
+    exit(1)
+}
+logger.info("listening", [.port: String(config.port)])
+
+let shutdown = DispatchSemaphore(value: 0)
+let signalSources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+    signal(number, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+    source.setEventHandler { shutdown.signal() }
+    source.resume()
+    return source
+}
+shutdown.wait()
+logger.info("draining", [.count: String(gateway.bus.inFlight)])
+server.quiesce()
+let graceEnd = Date().addingTimeInterval(Double(config.requestTimeoutMs) / 1000 + 1)
+while gateway.bus.inFlight > 0 && Date() < graceEnd {
+    usleep(20_000)
+}
+usleep(100_000)
+server.stop()
+gateway.bus.stop()
+logger.info("stopped")
+exit(0)

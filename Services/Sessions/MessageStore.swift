@@ -1,0 +1,205 @@
+import Bus
+import Core
+import MongoKit
+
+/// Messages live in `chatinteractions` in numbered buckets per conversation, each closed at a
+/// bounded size, so no conversation approaches MongoDB's document limit. Every append is an
+/// atomic conditional `$push`; no document is read, changed and written back.
+struct MessageStore: Sendable {
+    let sessions: MongoCollection
+    let interactions: MongoCollection
+
+    static let allowed: Set<String> = ["role", "content", "attachments", "tokens"]
+
+    func append(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let sessionId = try pathId(command, what: "session")
+        let body = try command.jsonBody()
+        var check = Validator(body, allowed: MessageStore.allowed)
+        let role = check.oneOf("role", SessionRules.roles, required: true)
+        let content = check.string("content", required: true)
+        let tokens = check.integer("tokens", min: 0, max: SessionRules.tokensMax) ?? 0
+        var attachments: [Value] = []
+        if let value = body["attachments"] {
+            if case .array(let items) = value, items.count <= SessionRules.attachmentsMax {
+                attachments = items
+            } else {
+                check.fail("attachments", "must be an array of at most \(SessionRules.attachmentsMax) items")
+            }
+        }
+        try check.check()
+
+        guard
+            let session = try sessions.findOne(
+                ["sessionId": .string(sessionId), "userId": .objectId(user)],
+                projection: ["agentId": 1, "sessionId": 1])
+        else { throw APIError.notFound("session") }
+
+        let messageId = "msg-\(command.id.prefix(24))"
+        if let existing = try find(messageId, sessionId: sessionId, user: user) {
+            return Reply(status: 201, existing)
+        }
+        let now = Timestamp.now()
+        var message: Document = [
+            "messageId": .string(messageId), "role": .string(role ?? "user"),
+            "content": .string(content ?? ""), "attachments": .array(attachments),
+        ]
+        if tokens > 0 { message["tokens"] = .int64(tokens) }
+        message["createdAt"] = .date(now)
+        let size = (content ?? "").utf8.count + 256
+        try push(message, size: size, tokens: tokens, sessionId: sessionId, user: user, agent: session["agentId"], now: now)
+
+        try sessions.updateOne(
+            ["sessionId": .string(sessionId), "userId": .objectId(user)],
+            [
+                "$inc": ["stats.messageCount": 1, "stats.totalTokens": .int64(tokens)],
+                "$max": ["stats.lastMessageAt": .date(now), "updatedAt": .date(now)],
+            ])
+        var reply = message
+        reply["sessionId"] = .string(sessionId)
+        return Reply(status: 201, reply)
+    }
+
+    /// Pushes into the newest open bucket, or opens the next one; retried when racing.
+    private func push(
+        _ message: Document, size: Int, tokens: Int64, sessionId: String, user: ObjectId, agent: Value?,
+        now: Timestamp
+    ) throws {
+        let messageId = message["messageId"] ?? .null
+        for _ in 0..<20 {
+            let newest = try interactions.findOne(
+                ["conversationId": .string(sessionId)], sort: ["bucket": -1], projection: ["bucket": 1])
+            let bucket = newest?["bucket"]?.intValue
+            if let bucket {
+                let result = try interactions.updateOne(
+                    [
+                        "conversationId": .string(sessionId), "bucket": .int64(bucket),
+                        "metrics.turnCount": ["$lt": .int64(Int64(SessionRules.bucketMessages))],
+                        "metrics.contentBytes": ["$lte": .int64(Int64(SessionRules.bucketBytes - size))],
+                        "messages.messageId": ["$nin": [messageId]],
+                    ],
+                    [
+                        "$push": ["messages": .document(message)],
+                        "$inc": [
+                            "metrics.turnCount": 1, "metrics.totalTokens": .int64(tokens),
+                            "metrics.contentBytes": .int64(Int64(size)),
+                        ],
+                        "$set": ["updatedAt": .date(now)],
+                    ])
+                if result.matched > 0 { return }
+            }
+            var doc: Document = [
+                "_id": .objectId(ObjectId()), "conversationId": .string(sessionId),
+                "bucket": .int64((bucket ?? -1) + 1), "userId": .objectId(user),
+            ]
+            if let agent, !agent.isNull { doc["agentId"] = agent }
+            doc["channel"] = "web"
+            doc["language"] = "en"
+            doc["messages"] = [.document(message)]
+            doc["summary"] = ["keywords": [], "actionItems": []]
+            doc["metrics"] = [
+                "totalTokens": .int64(tokens), "durationMs": 0, "turnCount": 1,
+                "contentBytes": .int64(Int64(size)),
+            ]
+            doc["status"] = "active"
+            doc["metadata"] = ["tags": [], "priority": "medium"]
+            doc["startedAt"] = .date(now)
+            doc["createdAt"] = .date(now)
+            doc["updatedAt"] = .date(now)
+            do {
+                try interactions.insertOne(doc)
+                return
+            } catch {
+                if error.kind == .duplicateKey { continue }
+                throw error
+            }
+        }
+        throw APIError.unavailable("the conversation is too busy; try again")
+    }
+
+    private func find(_ messageId: String, sessionId: String, user: ObjectId) throws -> Document? {
+        guard
+            let bucket = try interactions.findOne([
+                "conversationId": .string(sessionId), "userId": .objectId(user),
+                "messages.messageId": .string(messageId),
+            ])
+        else { return nil }
+        let found = bucket["messages"]?.arrayValue?.first { $0.documentValue?["messageId"]?.stringValue == messageId }
+        guard var message = found?.documentValue else { return nil }
+        message["sessionId"] = .string(sessionId)
+        return message
+    }
+
+    /// The newest `count` messages, oldest first.
+    func newest(sessionId: String, user: ObjectId, count: Int) throws -> [Value] {
+        let buckets = try interactions.find(
+            ["conversationId": .string(sessionId), "userId": .objectId(user)], sort: ["bucket": -1], limit: 2,
+            projection: ["messages": 1, "bucket": 1])
+        var all: [Value] = []
+        for bucket in buckets.reversed() {
+            all += (bucket["messages"]?.arrayValue ?? []).map { MessageStore.tagged($0, sessionId) }
+        }
+        return Array(all.suffix(count))
+    }
+
+    private static func tagged(_ value: Value, _ sessionId: String) -> Value {
+        guard var doc = value.documentValue else { return value }
+        doc["sessionId"] = .string(sessionId)
+        return .document(doc)
+    }
+
+    /// Oldest first; the cursor names the bucket and position after the last message returned.
+    func list(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let sessionId = try pathId(command, what: "session")
+        let query = try QueryReader(command, allowed: ["limit", "cursor"])
+        let limit = try query.limit(fallback: 50)
+        var bucket: Int64 = 0
+        var offset = 0
+        if let cursor = try query.string("cursor", maxLength: 400) {
+            let parts = try PageCursor.decode(cursor, parts: 2)
+            guard let b = Int64(parts[0]), let o = Int(parts[1]), b >= 0, o >= 0 else {
+                throw APIError.invalid("cursor", "is not a cursor this API returned")
+            }
+            bucket = b
+            offset = o
+        }
+        guard try sessions.count(["sessionId": .string(sessionId), "userId": .objectId(user)]) > 0 else {
+            throw APIError.notFound("session")
+        }
+        var items: [Value] = []
+        var next: Value = .null
+        var scanFrom = bucket
+        outer: while true {
+            let buckets = try interactions.find(
+                [
+                    "conversationId": .string(sessionId), "userId": .objectId(user),
+                    "bucket": ["$gte": .int64(scanFrom)],
+                ], sort: ["bucket": 1], limit: 3, projection: ["messages": 1, "bucket": 1])
+            if buckets.isEmpty { break }
+            for doc in buckets {
+                let number = doc["bucket"]?.intValue ?? 0
+                let messages = doc["messages"]?.arrayValue ?? []
+                let start = number == bucket ? offset : 0
+                guard start < messages.count else { continue }
+                for index in start..<messages.count {
+                    if items.count == limit {
+                        next = .string(PageCursor.encode([String(number), String(index)]))
+                        break outer
+                    }
+                    items.append(MessageStore.tagged(messages[index], sessionId))
+                }
+                scanFrom = number + 1
+            }
+            if buckets.count < 3 { break }
+        }
+        if items.count == limit, next.isNull {
+            // Exactly full: look once more so the last page says so with a null cursor.
+            let after = try interactions.count([
+                "conversationId": .string(sessionId), "bucket": ["$gte": .int64(scanFrom)],
+            ])
+            if after > 0 { next = .string(PageCursor.encode([String(scanFrom), "0"])) }
+        }
+        return Reply(status: 200, ["items": .array(items), "nextCursor": next])
+    }
+}

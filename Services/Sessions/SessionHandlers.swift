@@ -1,0 +1,183 @@
+import Bus
+import Core
+import MongoKit
+
+/// Create, read, update, delete and list of `chat_sessions`, always scoped to the caller.
+struct SessionHandlers: Sendable {
+    let sessions: MongoCollection
+    let interactions: MongoCollection
+    let messages: MessageStore
+
+    /// Fields a client sends on create and update; everything else is refused.
+    static let writable: Set<String> = [
+        "name", "description", "agentId", "tags", "settings", "isActive", "isArchived",
+    ]
+    static let settingsFields: Set<String> = ["temperature", "maxTokens", "mode", "provider", "model"]
+
+    /// Everything but MongoDB's internal `_id`.
+    static let publicProjection: Document = ["_id": 0]
+
+    func create(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let body = try command.jsonBody()
+        var check = Validator(body, allowed: SessionHandlers.writable)
+        let name = check.string("name", required: true, maxLength: SessionRules.nameMax)
+        let fields = SessionHandlers.validateOptional(&check)
+        try check.check()
+
+        let now = Timestamp.now()
+        let sessionId = "session-\(command.id.prefix(24))"
+        var settings = SessionRules.defaultSettings
+        for pair in fields.settings.pairs { settings[pair.key] = pair.value }
+        let archived = fields.isArchived ?? false
+        var doc: Document = [
+            "_id": .objectId(ObjectId()), "sessionId": .string(sessionId), "userId": .objectId(user),
+        ]
+        if let agentId = fields.agentId { doc["agentId"] = .objectId(agentId) }
+        doc["name"] = .string(name ?? "")
+        if let description = fields.description { doc["description"] = .string(description) }
+        doc["isActive"] = .bool(fields.isActive ?? true)
+        doc["isArchived"] = .bool(archived)
+        doc["tags"] = .array((fields.tags ?? []).map { .string($0) })
+        doc["settings"] = .document(settings)
+        doc["stats"] = ["messageCount": .int64(0), "totalTokens": .int64(0), "durationMs": .int64(0)]
+        doc["createdAt"] = .date(now)
+        doc["updatedAt"] = .date(now)
+        if archived { doc["archivedAt"] = .date(now) }
+        do {
+            try sessions.insertOne(doc)
+        } catch {
+            // A redelivered create: answer with what the first delivery stored.
+            guard error.kind == .duplicateKey, let existing = try find(sessionId, user: user) else {
+                throw error
+            }
+            return Reply(status: 201, existing)
+        }
+        return Reply(status: 201, doc.removing(["_id"]))
+    }
+
+    struct OptionalFields {
+        var description: String?
+        var agentId: ObjectId?
+        var tags: [String]?
+        var settings = Document()
+        var isActive: Bool?
+        var isArchived: Bool?
+    }
+
+    static func validateOptional(_ check: inout Validator) -> OptionalFields {
+        var fields = OptionalFields()
+        fields.description = check.string(
+            "description", maxLength: SessionRules.descriptionMax, allowEmpty: true)
+        fields.agentId = check.objectId("agentId")
+        fields.tags = check.stringArray("tags", maxItems: SessionRules.tagsMax, maxLength: SessionRules.tagMax)
+        fields.isActive = check.bool("isActive")
+        fields.isArchived = check.bool("isArchived")
+        if let settings = check.document("settings") {
+            var inner = Validator(settings, allowed: settingsFields, prefix: "settings")
+            if let t = inner.number("temperature", min: 0, max: 2) { fields.settings["temperature"] = .double(t) }
+            if let m = inner.integer("maxTokens", min: 1, max: 4000) { fields.settings["maxTokens"] = .int64(m) }
+            if let mode = inner.oneOf("mode", SessionRules.modes) { fields.settings["mode"] = .string(mode) }
+            if let provider = inner.oneOf("provider", SessionRules.providers) {
+                fields.settings["provider"] = .string(provider)
+            }
+            if let model = inner.string("model", maxLength: 100) { fields.settings["model"] = .string(model) }
+            check.merge(inner)
+        }
+        return fields
+    }
+
+    func find(_ sessionId: String, user: ObjectId) throws(MongoError) -> Document? {
+        try sessions.findOne(
+            ["sessionId": .string(sessionId), "userId": .objectId(user)], projection: SessionHandlers.publicProjection)
+    }
+
+    func get(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let sessionId = try pathId(command, what: "session")
+        _ = try QueryReader(command, allowed: [])
+        guard var session = try find(sessionId, user: user) else { throw APIError.notFound("session") }
+        session["messages"] = .array(try messages.newest(sessionId: sessionId, user: user, count: 50))
+        return Reply(status: 200, session)
+    }
+
+    /// A partial update: fields left out keep their values, `settings` merge key by key.
+    func update(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let sessionId = try pathId(command, what: "session")
+        let body = try command.jsonBody()
+        var check = Validator(body, allowed: SessionHandlers.writable)
+        let name = check.string("name", maxLength: SessionRules.nameMax)
+        let fields = SessionHandlers.validateOptional(&check)
+        try check.check()
+
+        let now = Timestamp.now()
+        var set: Document = ["updatedAt": .date(now)]
+        var unset = Document()
+        if let name { set["name"] = .string(name) }
+        if let description = fields.description { set["description"] = .string(description) }
+        if let agentId = fields.agentId { set["agentId"] = .objectId(agentId) }
+        if let tags = fields.tags { set["tags"] = .array(tags.map { .string($0) }) }
+        if let isActive = fields.isActive { set["isActive"] = .bool(isActive) }
+        if let isArchived = fields.isArchived {
+            set["isArchived"] = .bool(isArchived)
+            if isArchived { set["archivedAt"] = .date(now) } else { unset["archivedAt"] = "" }
+        }
+        for pair in fields.settings.pairs { set["settings.\(pair.key)"] = pair.value }
+        var change: Document = ["$set": .document(set)]
+        if !unset.isEmpty { change["$unset"] = .document(unset) }
+        guard
+            let updated = try sessions.findOneAndUpdate(
+                ["sessionId": .string(sessionId), "userId": .objectId(user)], change,
+                projection: SessionHandlers.publicProjection)
+        else { throw APIError.notFound("session") }
+        return Reply(status: 200, updated)
+    }
+
+    /// Removes the session, then its messages; both only for the owner.
+    func delete(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let sessionId = try pathId(command, what: "session")
+        let removed = try sessions.deleteOne(["sessionId": .string(sessionId), "userId": .objectId(user)])
+        try interactions.deleteMany(["conversationId": .string(sessionId), "userId": .objectId(user)])
+        guard removed > 0 else { throw APIError.notFound("session") }
+        return Reply(status: 200, ["sessionId": .string(sessionId), "deleted": true])
+    }
+
+    /// Newest `updatedAt` first, `sessionId` breaking ties; the cursor is the last item returned.
+    func list(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let query = try QueryReader(
+            command, pathParams: [], allowed: ["limit", "cursor", "isActive", "isArchived", "tag", "agentId"])
+        let limit = try query.limit()
+        var filter: Document = ["userId": .objectId(user)]
+        if let active = try query.flag("isActive") { filter["isActive"] = .bool(active) }
+        if let archived = try query.flag("isArchived") { filter["isArchived"] = .bool(archived) }
+        if let tag = try query.string("tag", maxLength: SessionRules.tagMax) { filter["tags"] = .string(tag) }
+        if let agent = try query.objectId("agentId") { filter["agentId"] = .objectId(agent) }
+        if let cursor = try query.string("cursor", maxLength: 400) {
+            let parts = try PageCursor.decode(cursor, parts: 2)
+            guard let millis = Int64(parts[0]) else {
+                throw APIError.invalid("cursor", "is not a cursor this API returned")
+            }
+            let at = Value.date(Timestamp(milliseconds: millis))
+            filter["$or"] = [
+                ["updatedAt": ["$lt": at]],
+                ["updatedAt": at, "sessionId": ["$lt": .string(parts[1])]],
+            ]
+        }
+        var page = try sessions.find(
+            filter, sort: ["updatedAt": -1, "sessionId": -1], limit: limit + 1,
+            projection: SessionHandlers.publicProjection)
+        var next: Value = .null
+        if page.count > limit {
+            page.removeLast(page.count - limit)
+            if let last = page.last, let at = last["updatedAt"]?.dateValue,
+                let id = last["sessionId"]?.stringValue
+            {
+                next = .string(PageCursor.encode([String(at.milliseconds), id]))
+            }
+        }
+        return Reply(status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
+    }
+}

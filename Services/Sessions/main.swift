@@ -1,0 +1,52 @@
+import Bus
+import Core
+import Foundation
+import MongoKit
+
+let environment = Environment()
+let logger = Logger(service: "sessions")
+let busConfig = BusConfig(service: "sessions", environment: environment)
+let mongoURI = environment.string("MONGODB_URI", "mongodb://127.0.0.1:27017/universal_chat")
+logger.info("starting", [.url: "redis=\(busConfig.redis) workers=\(busConfig.workers)"])
+
+let pool: MongoPool
+do {
+    pool = try MongoPool(uri: mongoURI, appName: "sessions")
+} catch {
+    logger.error("bad MONGODB_URI", [.error: error.description])
+    exit(1)
+}
+
+let ledger = CommandLedger(pool: pool, service: "sessions")
+var ensured = false
+while !ensured {
+    do {
+        for spec in [SessionRules.sessions, SessionRules.interactions, ledger.spec] {
+            try pool.ensure(spec, logger: logger)
+        }
+        ensured = true
+    } catch {
+        logger.warning("cannot prepare collections yet; retrying", [.error: error.description])
+        sleep(1)
+    }
+}
+
+let sessions = pool.collection("chat_sessions")
+let interactions = pool.collection("chatinteractions")
+let messages = MessageStore(sessions: sessions, interactions: interactions)
+let handlers = SessionHandlers(sessions: sessions, interactions: interactions, messages: messages)
+
+let runner = ServiceRunner(
+    service: "sessions", config: busConfig, logger: logger, ledger: ledger,
+    handlers: [
+        "ping": Handler(mutating: false) { _ in Reply(status: 200, ["pong": true]) },
+        "sessions.list": Handler(mutating: false, handlers.list),
+        "sessions.create": Handler(mutating: true, handlers.create),
+        "sessions.get": Handler(mutating: false, handlers.get),
+        "sessions.update": Handler(mutating: true, handlers.update),
+        "sessions.delete": Handler(mutating: true, handlers.delete),
+        "messages.list": Handler(mutating: false, messages.list),
+        "messages.append": Handler(mutating: true, messages.append),
+    ])
+runner.run()
+exit(0)

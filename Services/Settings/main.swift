@@ -1,0 +1,1 @@
+// The Settings service arrives with its own issue.

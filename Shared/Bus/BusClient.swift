@@ -1,0 +1,134 @@
+import Core
+import Foundation
+import RedisKit
+import Synchronization
+
+/// The gateway's side of the bus: writes commands to service streams and hands each reply
+/// to the request waiting for it.
+///
+/// Threads: one writer (pipelined `XADD`s), one reader (`BLMPOP` on this process's reply
+/// key), one sweeper (deadlines). Two Redis connections in all, however many requests wait.
+public final class BusClient: @unchecked Sendable {
+    public typealias Completion = @Sendable (Reply?) -> Void
+
+    struct Outgoing {
+        let stream: String
+        let command: Command
+    }
+
+    struct Waiting {
+        let deadline: Int64
+        let completion: Completion
+    }
+
+    public let replyKey: String
+    let address: RedisAddress
+    let logger: Logger
+    let maxStreamLength: Int
+    private let queue = Mutex<[Outgoing]>([])
+    private let wakeWriter = DispatchSemaphore(value: 0)
+    private let waiting = Mutex<[String: Waiting]>([:])
+    private let stopping = Atomic<Bool>(false)
+    public let redisUp = Atomic<Bool>(true)
+
+    public init(address: RedisAddress, gatewayId: String, logger: Logger, maxStreamLength: Int) {
+        self.address = address
+        self.replyKey = BusNames.replyKey(gatewayId)
+        self.logger = logger
+        self.maxStreamLength = maxStreamLength
+    }
+
+    public func start() {
+        for (name, body) in [("bus-writer", writerLoop), ("bus-reader", readerLoop), ("bus-sweeper", sweepLoop)] {
+            let thread = Thread { body() }
+            thread.name = name
+            thread.start()
+        }
+    }
+
+    public func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        wakeWriter.signal()
+    }
+
+    public var inFlight: Int { waiting.withLock { $0.count } }
+
+    /// Sends a command; `completion` runs once, with the reply or nil at the deadline.
+    public func submit(_ command: Command, to service: String, completion: @escaping Completion) {
+        waiting.withLock { $0[command.id] = Waiting(deadline: command.deadline, completion: completion) }
+        queue.withLock { $0.append(Outgoing(stream: BusNames.commandStream(service), command: command)) }
+        wakeWriter.signal()
+    }
+
+    private func complete(_ id: String, with reply: Reply?) {
+        guard let entry = waiting.withLock({ $0.removeValue(forKey: id) }) else { return }
+        entry.completion(reply)
+    }
+
+    private func writerLoop() {
+        let redis = RedisConnection(address: address, timeoutMs: 2000)
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            wakeWriter.wait()
+            let batch = queue.withLock { pending -> [Outgoing] in
+                let taken = pending
+                pending.removeAll(keepingCapacity: true)
+                return taken
+            }
+            guard !batch.isEmpty else { continue }
+            let commands: [[RedisArgument]] = batch.map { item in
+                ["XADD", RedisArgument(item.stream), "MAXLEN", "~", RedisArgument(maxStreamLength), "*"]
+                    + item.command.fields
+            }
+            do {
+                let replies = try redis.pipeline(commands)
+                redisUp.store(true, ordering: .relaxed)
+                for (item, reply) in zip(batch, replies) {
+                    if let message = reply.errorMessage {
+                        logger.error("XADD refused", [.stream: item.stream, .error: message])
+                        complete(item.command.id, with: Reply(APIError.unavailable("the message bus refused the request")))
+                    }
+                }
+            } catch {
+                redisUp.store(false, ordering: .relaxed)
+                logger.warning("redis unavailable for XADD", [.error: error.description])
+                for item in batch {
+                    complete(item.command.id, with: Reply(APIError.unavailable("the message bus is unavailable")))
+                }
+            }
+        }
+    }
+
+    private func readerLoop() {
+        let redis = RedisConnection(address: address, timeoutMs: 4000)
+        var backoffMs = 100
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            do {
+                let reply = try redis.run(["BLMPOP", "1", "1", RedisArgument(replyKey), "LEFT", "COUNT", "256"])
+                backoffMs = 100
+                guard let parts = reply.array, parts.count == 2, let frames = parts[1].array else { continue }
+                for frame in frames {
+                    guard let bytes = frame.bytes, let (id, reply) = Reply.parse(frame: bytes) else { continue }
+                    complete(id, with: reply)
+                }
+            } catch {
+                if stopping.load(ordering: .sequentiallyConsistent) { break }
+                redisUp.store(false, ordering: .relaxed)
+                logger.warning("reply reader lost redis; reconnecting", [.error: error.description])
+                usleep(UInt32(backoffMs * 1000))
+                backoffMs = min(backoffMs * 2, 1000)
+            }
+        }
+    }
+
+    private func sweepLoop() {
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            usleep(20_000)
+            let now = Timestamp.now().milliseconds
+            let expired = waiting.withLock { table -> [Waiting] in
+                let ids = table.filter { $0.value.deadline <= now }.map(\.key)
+                return ids.compactMap { table.removeValue(forKey: $0) }
+            }
+            for entry in expired { entry.completion(nil) }
+        }
+    }
+}

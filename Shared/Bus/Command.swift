@@ -1,0 +1,125 @@
+import Core
+import JSONKit
+import RedisKit
+
+/// Names of the streams, groups and keys on the bus, in one place.
+public enum BusNames {
+    public static func commandStream(_ service: String) -> String { "uc:cmd:\(service)" }
+    public static func deadLetterStream(_ service: String) -> String { "uc:dead:\(service)" }
+    public static func replyKey(_ gatewayId: String) -> String { "uc:reply:\(gatewayId)" }
+    public static let replyPrefix = "uc:reply:"
+    /// A sorted set of consumer name -> last heartbeat (ms), for readiness checks.
+    public static func heartbeats(_ service: String) -> String { "uc:alive:\(service)" }
+}
+
+/// One request on its way to a service: what the gateway writes to the command stream.
+public struct Command: Sendable {
+    public let id: String
+    public let type: String
+    public let userId: ObjectId?
+    public let role: String
+    public let params: [String: String]
+    public let body: [UInt8]
+    public let replyKey: String
+    public let deadline: Int64
+    public var streamId: String = ""
+
+    public init(
+        id: String, type: String, userId: ObjectId?, role: String, params: [String: String],
+        body: [UInt8], replyKey: String, deadline: Int64
+    ) {
+        self.id = id
+        self.type = type
+        self.userId = userId
+        self.role = role
+        self.params = params
+        self.body = body
+        self.replyKey = replyKey
+        self.deadline = deadline
+    }
+
+    /// The stream entry's field-value pairs, readable with `XRANGE`.
+    public var fields: [RedisArgument] {
+        let paramsDoc = Document(params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
+        return [
+            "id", RedisArgument(id), "type", RedisArgument(type),
+            "user", RedisArgument(userId?.hex ?? ""), "role", RedisArgument(role),
+            "params", RedisArgument(JSONWriter.bytes(.document(paramsDoc))),
+            "body", RedisArgument(body), "reply", RedisArgument(replyKey),
+            "deadline", RedisArgument(deadline),
+        ]
+    }
+
+    /// Decodes an entry read from a stream; nil when it is not a command.
+    public init?(streamId: String, fields: [RedisReply]) {
+        var map: [String: [UInt8]] = [:]
+        var index = 0
+        while index + 1 < fields.count {
+            if let key = fields[index].text, let value = fields[index + 1].bytes { map[key] = value }
+            index += 2
+        }
+        func text(_ key: String) -> String? { map[key].map { String(decoding: $0, as: UTF8.self) } }
+        guard let id = text("id"), let type = text("type"), let reply = text("reply"),
+            let deadline = text("deadline").flatMap({ Int64($0) })
+        else { return nil }
+        var params: [String: String] = [:]
+        if let raw = map["params"], let doc = try? JSONParser.parseObject(raw) {
+            for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
+        }
+        self.init(
+            id: id, type: type, userId: text("user").flatMap { ObjectId(hex: $0) },
+            role: text("role") ?? "user", params: params, body: map["body"] ?? [],
+            replyKey: reply, deadline: deadline)
+        self.streamId = streamId
+    }
+
+    /// The caller's id; commands on authenticated routes always carry one.
+    public func requireUser() throws(APIError) -> ObjectId {
+        guard let userId else { throw APIError.unauthorized() }
+        return userId
+    }
+
+    /// The body as a JSON object (400 when it is not one).
+    public func jsonBody() throws(APIError) -> Document {
+        try JSONParser.parseObject(body)
+    }
+}
+
+/// A service's answer: an HTTP status and a JSON body.
+public struct Reply: Sendable {
+    public let status: Int
+    public let body: [UInt8]
+    public var headers: [(String, String)] = []
+
+    public init(status: Int, body: [UInt8], headers: [(String, String)] = []) {
+        self.status = status
+        self.body = body
+        self.headers = headers
+    }
+
+    public init(status: Int, _ document: Document) {
+        self.init(status: status, body: JSONWriter.bytes(.document(document)))
+    }
+
+    public init(_ error: APIError) {
+        self.init(status: error.status, body: error.body)
+    }
+
+    /// `<command id>\n<status>\n<body>`: what travels on the reply key.
+    public func frame(commandId: String) -> [UInt8] {
+        var bytes = Array("\(commandId)\n\(status)\n".utf8)
+        bytes.append(contentsOf: body)
+        return bytes
+    }
+
+    /// Splits a frame into the command id and the reply.
+    public static func parse(frame: [UInt8]) -> (String, Reply)? {
+        guard let first = frame.firstIndex(of: 0x0A) else { return nil }
+        let rest = frame[(first + 1)...]
+        guard let second = rest.firstIndex(of: 0x0A),
+            let status = Int(String(decoding: rest[rest.startIndex..<second], as: UTF8.self))
+        else { return nil }
+        let id = String(decoding: frame[..<first], as: UTF8.self)
+        return (id, Reply(status: status, body: Array(frame[(second + 1)...])))
+    }
+}

@@ -1,0 +1,72 @@
+/// One HTTP route and the command it becomes.
+public struct Route: Sendable {
+    public let method: String
+    public let segments: [String]
+    public let service: String
+    public let type: String
+    public let authenticated: Bool
+
+    public init(_ method: String, _ path: String, _ service: String, _ type: String, auth: Bool = true) {
+        self.method = method
+        self.segments = path.split(separator: "/").map(String.init)
+        self.service = service
+        self.type = type
+        self.authenticated = auth
+    }
+
+    /// The path parameters when the path fits this route's pattern.
+    public func match(_ parts: [Substring]) -> [String: String]? {
+        guard parts.count == segments.count else { return nil }
+        var params: [String: String] = [:]
+        for (pattern, part) in zip(segments, parts) {
+            if pattern.hasPrefix(":") {
+                params[String(pattern.dropFirst())] = String(part)
+            } else if pattern != part {
+                return nil
+            }
+        }
+        return params
+    }
+
+    public var path: String { "/" + segments.joined(separator: "/") }
+}
+
+/// Every API route, by owning service.
+public enum Routes {
+    public static let all: [Route] = [
+        Route("GET", "/api/ping", "sessions", "ping"),
+        Route("GET", "/api/chat/sessions", "sessions", "sessions.list"),
+        Route("POST", "/api/chat/sessions", "sessions", "sessions.create"),
+        Route("GET", "/api/chat/sessions/:id", "sessions", "sessions.get"),
+        Route("PUT", "/api/chat/sessions/:id", "sessions", "sessions.update"),
+        Route("DELETE", "/api/chat/sessions/:id", "sessions", "sessions.delete"),
+        Route("GET", "/api/chat/sessions/:id/messages", "sessions", "messages.list"),
+        Route("POST", "/api/chat/sessions/:id/messages", "sessions", "messages.append"),
+    ]
+
+    /// The services the gateway routes to.
+    public static var services: [String] {
+        var seen: [String] = []
+        for route in all where !seen.contains(route.service) { seen.append(route.service) }
+        return seen
+    }
+
+    public enum Lookup {
+        case found(Route, [String: String])
+        case wrongMethod([String])
+        case notFound
+    }
+
+    public static func lookup(method: String, path: String) -> Lookup {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard path.hasPrefix("/"), !parts.contains(where: \.isEmpty) else { return .notFound }
+        let partList = Array(parts)
+        var allowed: [String] = []
+        for route in all {
+            guard let params = route.match(partList) else { continue }
+            if route.method == method { return .found(route, params) }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .wrongMethod(allowed)
+    }
+}

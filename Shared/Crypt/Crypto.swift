@@ -1,0 +1,96 @@
+import CCrypt
+import COpenSSL
+import Core
+import Foundation
+
+/// Hashing, HMAC, randomness and bcrypt, from OpenSSL and libxcrypt.
+public enum Crypto {
+    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        data.withUnsafeBufferPointer { input in
+            _ = SHA256(input.baseAddress, input.count, &digest)
+        }
+        return digest
+    }
+
+    public static func sha256Hex(_ data: [UInt8]) -> String { Hex.encode(sha256(data)) }
+
+    public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        key.withUnsafeBufferPointer { k in
+            data.withUnsafeBufferPointer { d in
+                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, &digest, &length)
+            }
+        }
+        return Array(digest.prefix(Int(length)))
+    }
+
+    /// Compares in time that depends only on the length.
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.isEmpty { return true }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 }
+        }
+    }
+
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        if RAND_bytes(&bytes, Int32(count)) != 1 {
+            for i in 0..<count { bytes[i] = UInt8.random(in: 0...255) }
+        }
+        return bytes
+    }
+
+    public static func randomHex(_ byteCount: Int) -> String { Hex.encode(randomBytes(byteCount)) }
+
+    /// A `$2b$` bcrypt hash of the password at the given cost, or nil if libxcrypt refused.
+    public static func bcryptHash(_ password: String, cost: Int) -> String? {
+        let salt = randomBytes(16)
+        var setting = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
+        let made = salt.withUnsafeBufferPointer { raw in
+            raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
+                crypt_gensalt_rn("$2b$", UInt(cost), $0, Int32(raw.count), &setting, Int32(setting.count))
+            }
+        }
+        guard made != nil else { return nil }
+        return crypt(password, setting: setting)
+    }
+
+    /// Checks a password against a stored bcrypt hash in constant time.
+    public static func bcryptVerify(_ password: String, hash: String) -> Bool {
+        guard hash.hasPrefix("$2"), let computed = crypt(password, setting: Array(hash.utf8CString)) else {
+            return false
+        }
+        return constantTimeEqual(Array(computed.utf8), Array(hash.utf8))
+    }
+
+    private static func crypt(_ password: String, setting: [CChar]) -> String? {
+        let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
+        defer { data.deallocate() }
+        memset(data, 0, MemoryLayout<crypt_data>.size)
+        guard let result = crypt_rn(password, setting, data, Int32(MemoryLayout<crypt_data>.size)) else {
+            return nil
+        }
+        let text = String(cString: result)
+        return text.hasPrefix("*") ? nil : text
+    }
+}
+
+/// Base64url without padding, as JWTs use it.
+public enum Base64URL {
+    public static func encode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public static func decode(_ text: Substring) -> [UInt8]? {
+        var base = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        guard !base.contains("=") else { return nil }
+        while base.count % 4 != 0 { base += "=" }
+        return Data(base64Encoded: base).map { Array($0) }
+    }
+}

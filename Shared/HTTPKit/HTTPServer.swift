@@ -1,0 +1,259 @@
+import CMicroHTTPD
+import Core
+import Foundation
+import Synchronization
+
+/// A request as the handler sees it, with the whole body read.
+public struct HTTPRequest: Sendable {
+    public let method: String
+    public let path: String
+    public let query: [(String, String)]
+    public let headers: [String: String]
+    public let body: [UInt8]
+
+    /// A header by its lower-case name.
+    public func header(_ name: String) -> String? { headers[name] }
+}
+
+/// A response: status, headers and the body bytes (Content-Length counts these bytes).
+public struct HTTPResponse: Sendable {
+    public let status: Int
+    public var headers: [(String, String)]
+    public let body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ status: Int, _ body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")], body: body)
+    }
+
+    public static func error(_ error: APIError) -> HTTPResponse { .json(error.status, error.body) }
+}
+
+/// Hands the response of one request back to libmicrohttpd, from any thread, once.
+public final class HTTPResponder: @unchecked Sendable {
+    fileprivate let context: ConnectionContext
+
+    fileprivate init(context: ConnectionContext) { self.context = context }
+
+    public func respond(_ response: HTTPResponse) { context.deliver(response) }
+}
+
+/// Settings of the HTTP listener.
+public struct HTTPServerConfig: Sendable {
+    public let host: String
+    public let port: Int
+    public let threads: Int
+    public let maxBodyBytes: Int
+    public let connectionTimeoutSeconds: Int
+    public let connectionLimit: Int
+    public let defaultHeaders: [(String, String)]
+
+    public init(
+        host: String, port: Int, threads: Int, maxBodyBytes: Int, connectionTimeoutSeconds: Int,
+        connectionLimit: Int, defaultHeaders: [(String, String)]
+    ) {
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.maxBodyBytes = maxBodyBytes
+        self.connectionTimeoutSeconds = connectionTimeoutSeconds
+        self.connectionLimit = connectionLimit
+        self.defaultHeaders = defaultHeaders
+    }
+}
+
+/// An HTTP/1.1 server on libmicrohttpd: epoll, a small thread pool, keep-alive, and requests
+/// that wait for an answer suspended, so a waiting request holds no thread.
+public final class HTTPServer: @unchecked Sendable {
+    public typealias Handler = @Sendable (HTTPRequest, HTTPResponder) -> Void
+
+    let config: HTTPServerConfig
+    let handler: Handler
+    private var daemon: OpaquePointer?
+
+    public init(config: HTTPServerConfig, handler: @escaping Handler) {
+        self.config = config
+        self.handler = handler
+    }
+
+    public func start() throws(APIError) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(config.port).bigEndian)
+        guard inet_pton(AF_INET, config.host, &address.sin_addr) == 1 else {
+            throw APIError.internalError("HOST must be an IPv4 address, got \(config.host)")
+        }
+        let flags =
+            MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
+            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let started = withUnsafePointer(to: &address) { addressPointer -> OpaquePointer? in
+            let args: [CVarArg] = [
+                MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(requestCompleted, to: OpaquePointer.self),
+                OpaquePointer(me),
+                MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
+                MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
+                MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
+                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(64 * 1024),
+                MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
+                MHD_OPTION.END.rawValue,
+            ]
+            return withVaList(args) { list in
+                MHD_start_daemon_va(flags, UInt16(config.port), nil, nil, accessHandler, me, list)
+            }
+        }
+        guard let started else {
+            throw APIError.internalError("cannot listen on \(config.host):\(config.port)")
+        }
+        daemon = started
+    }
+
+    public func stop() {
+        if let daemon { MHD_stop_daemon(daemon) }
+        daemon = nil
+    }
+
+    /// Stops accepting new connections; requests in flight still get their answers.
+    public func quiesce() {
+        if let daemon { _ = MHD_quiesce_daemon(daemon) }
+    }
+
+    fileprivate func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+        let made = response.body.withUnsafeBytes { raw -> OpaquePointer? in
+            MHD_create_response_from_buffer(
+                raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
+        }
+        guard let made else { return .NO }
+        defer { MHD_destroy_response(made) }
+        for (name, value) in config.defaultHeaders { MHD_add_response_header(made, name, value) }
+        for (name, value) in response.headers { MHD_add_response_header(made, name, value) }
+        return MHD_queue_response(connection, UInt32(response.status), made)
+    }
+}
+
+/// Per-request state between libmicrohttpd's calls: the body so far and the answer once ready.
+final class ConnectionContext: @unchecked Sendable {
+    enum Stage { case reading, dispatched, suspended, answered }
+
+    let connection: OpaquePointer
+    var body: [UInt8] = []
+    var rejected = false
+    private let state = Mutex<(Stage, HTTPResponse?)>((.reading, nil))
+
+    init(connection: OpaquePointer) { self.connection = connection }
+
+    var stage: Stage { state.withLock { $0.0 } }
+
+    func markDispatched() { state.withLock { $0.0 = .dispatched } }
+
+    /// Called by the access handler after dispatch: the response if it is already here,
+    /// otherwise the connection is suspended until `deliver` resumes it.
+    func responseOrSuspend() -> HTTPResponse? {
+        state.withLock { current -> HTTPResponse? in
+            if let response = current.1 { return response }
+            MHD_suspend_connection(connection)
+            current.0 = .suspended
+            return nil
+        }
+    }
+
+    func takeResponse() -> HTTPResponse? { state.withLock { $0.1 } }
+
+    func deliver(_ response: HTTPResponse) {
+        state.withLock { current in
+            guard current.1 == nil else { return }
+            current.1 = response
+            if current.0 == .suspended { MHD_resume_connection(connection) }
+            current.0 = .answered
+        }
+    }
+}
+
+private func collectValue(
+    _ cls: UnsafeMutableRawPointer?, _ kind: MHD_ValueKind, _ key: UnsafePointer<CChar>?,
+    _ value: UnsafePointer<CChar>?
+) -> MHD_Result {
+    guard let cls, let key else { return .YES }
+    let box = cls.assumingMemoryBound(to: [(String, String)].self)
+    box.pointee.append((String(cString: key), value.map { String(cString: $0) } ?? ""))
+    return .YES
+}
+
+private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [(String, String)] {
+    var collected: [(String, String)] = []
+    withUnsafeMutablePointer(to: &collected) { pointer in
+        _ = MHD_get_connection_values(connection, kind, collectValue, pointer)
+    }
+    return collected
+}
+
+private let accessHandler: MHD_AccessHandlerCallback = {
+    cls, connection, url, method, _, uploadData, uploadDataSize, connectionState in
+    guard let cls, let connection, let connectionState, let uploadDataSize else { return .NO }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    let limit = server.config.maxBodyBytes
+
+    guard let existing = connectionState.pointee else {
+        let context = ConnectionContext(connection: connection)
+        connectionState.pointee = Unmanaged.passRetained(context).toOpaque()
+        let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length")
+            .flatMap { Int(String(cString: $0)) }
+        if let declared, declared > limit {
+            context.rejected = true
+            var response = HTTPResponse.error(.tooLarge(limit))
+            response.headers.append(("Connection", "close"))
+            return server.queue(response, on: connection)
+        }
+        return .YES
+    }
+    let context = Unmanaged<ConnectionContext>.fromOpaque(existing).takeUnretainedValue()
+    if context.rejected { return .YES }
+
+    if uploadDataSize.pointee > 0 {
+        let count = uploadDataSize.pointee
+        uploadDataSize.pointee = 0
+        if context.body.count + count > limit {
+            context.rejected = true
+            context.body = []
+            var response = HTTPResponse.error(.tooLarge(limit))
+            response.headers.append(("Connection", "close"))
+            return server.queue(response, on: connection)
+        }
+        if let uploadData {
+            uploadData.withMemoryRebound(to: UInt8.self, capacity: count) {
+                context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
+            }
+        }
+        return .YES
+    }
+
+    switch context.stage {
+    case .reading:
+        context.markDispatched()
+        var headers: [String: String] = [:]
+        for (name, value) in values(connection, .HEADER_KIND) { headers[name.lowercased()] = value }
+        let request = HTTPRequest(
+            method: method.map { String(cString: $0) } ?? "GET",
+            path: url.map { String(cString: $0) } ?? "/",
+            query: values(connection, .GET_ARGUMENT_KIND),
+            headers: headers, body: context.body)
+        context.body = []
+        server.handler(request, HTTPResponder(context: context))
+        guard let response = context.responseOrSuspend() else { return .YES }
+        return server.queue(response, on: connection)
+    case .dispatched, .suspended, .answered:
+        guard let response = context.takeResponse() else { return .YES }
+        return server.queue(response, on: connection)
+    }
+}
+
+private let requestCompleted: MHD_RequestCompletedCallback = { _, _, connectionState, _ in
+    guard let connectionState, let existing = connectionState.pointee else { return }
+    Unmanaged<ConnectionContext>.fromOpaque(existing).release()
+    connectionState.pointee = nil
+}

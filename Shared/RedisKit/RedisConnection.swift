@@ -1,0 +1,238 @@
+import CHiredis
+import Core
+import Foundation
+
+/// A reply from Redis, copied out of hiredis's reply object.
+public indirect enum RedisReply: Sendable, Equatable {
+    case string([UInt8])
+    case status(String)
+    case integer(Int64)
+    case array([RedisReply])
+    case null
+    case error(String)
+
+    public var text: String? {
+        switch self {
+        case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
+        case .status(let s): return s
+        case .integer(let i): return String(i)
+        default: return nil
+        }
+    }
+
+    public var bytes: [UInt8]? {
+        if case .string(let b) = self { return b }
+        return nil
+    }
+
+    public var array: [RedisReply]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
+    public var integer: Int64? {
+        switch self {
+        case .integer(let i): return i
+        case .string: return text.flatMap { Int64($0) }
+        default: return nil
+        }
+    }
+
+    public var errorMessage: String? {
+        if case .error(let message) = self { return message }
+        return nil
+    }
+}
+
+/// What went wrong talking to Redis: the connection (retry elsewhere) or the server's answer.
+public struct RedisError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case connection, server }
+    public let kind: Kind
+    public let message: String
+
+    public static func connection(_ message: String) -> RedisError {
+        RedisError(kind: .connection, message: message)
+    }
+
+    public static func server(_ message: String) -> RedisError {
+        RedisError(kind: .server, message: message)
+    }
+
+    public var description: String { "redis \(kind): \(message)" }
+}
+
+/// One hiredis connection. Not thread-safe: one per thread, or guarded by its owner.
+///
+/// Arguments go to Redis as an argv vector with lengths, so user text is never a format string.
+/// After a connection error the context is dropped and the next call reconnects.
+public final class RedisConnection: @unchecked Sendable {
+    public let address: RedisAddress
+    private let timeoutMs: Int
+    private var context: UnsafeMutablePointer<redisContext>?
+
+    public init(address: RedisAddress, timeoutMs: Int = 5000) {
+        self.address = address
+        self.timeoutMs = timeoutMs
+    }
+
+    deinit { disconnect() }
+
+    public var isConnected: Bool { context != nil }
+
+    public func disconnect() {
+        if let context { redisFree(context) }
+        context = nil
+    }
+
+    private func timeval(ms: Int) -> timeval {
+        Glibc.timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
+    }
+
+    /// Connects if there is no live context yet.
+    public func connect() throws(RedisError) {
+        if context != nil { return }
+        guard let made = redisConnectWithTimeout(address.host, Int32(address.port), timeval(ms: timeoutMs))
+        else { throw .connection("cannot allocate a redis context") }
+        if made.pointee.err != 0 {
+            let message = errorText(made)
+            redisFree(made)
+            throw .connection("connect to \(address): \(message)")
+        }
+        redisSetTimeout(made, timeval(ms: timeoutMs))
+        context = made
+    }
+
+    /// Sets the socket timeout; it must exceed any BLOCK time used on this connection.
+    public func setTimeout(ms: Int) {
+        if let context { redisSetTimeout(context, timeval(ms: ms)) }
+    }
+
+    private func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    /// Sends one command and waits for its reply. An error reply is returned, not thrown.
+    public func send(_ arguments: [RedisArgument]) throws(RedisError) -> RedisReply {
+        try connect()
+        guard let context else { throw .connection("not connected") }
+        let raw = withArgv(arguments) { argc, argv, lengths in
+            redisCommandArgv(context, argc, argv, lengths)
+        }
+        guard let raw else {
+            let message = errorText(context)
+            disconnect()
+            throw .connection(message)
+        }
+        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        defer { freeReplyObject(raw) }
+        return RedisConnection.copy(reply)
+    }
+
+    /// Sends several commands in one round trip and reads all their replies in order.
+    public func pipeline(_ commands: [[RedisArgument]]) throws(RedisError) -> [RedisReply] {
+        try connect()
+        guard let context else { throw .connection("not connected") }
+        for command in commands {
+            let status = withArgv(command) { argc, argv, lengths in
+                redisAppendCommandArgv(context, argc, argv, lengths)
+            }
+            if status != REDIS_OK {
+                disconnect()
+                throw .connection("append failed")
+            }
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+                let message = errorText(context)
+                disconnect()
+                throw .connection(message)
+            }
+            defer { freeReplyObject(raw) }
+            replies.append(RedisConnection.copy(raw!.assumingMemoryBound(to: redisReply.self)))
+        }
+        return replies
+    }
+
+    /// Sends a command and throws if Redis answered with an error.
+    @discardableResult
+    public func run(_ arguments: [RedisArgument]) throws(RedisError) -> RedisReply {
+        let reply = try send(arguments)
+        if case .error(let message) = reply { throw .server(message) }
+        return reply
+    }
+
+    private func withArgv<R>(
+        _ arguments: [RedisArgument],
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
+    ) -> R {
+        let buffers = arguments.map(\.bytes)
+        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(1, buffers.count))
+        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(1, buffers.count))
+        var storage: [UnsafeMutablePointer<CChar>] = []
+        defer {
+            storage.forEach { $0.deallocate() }
+            pointers.deallocate()
+            lengths.deallocate()
+        }
+        for (i, bytes) in buffers.enumerated() {
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
+            bytes.withUnsafeBufferPointer { source in
+                source.baseAddress.map { base in
+                    base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                        copy.initialize(from: $0, count: bytes.count)
+                    }
+                }
+            }
+            storage.append(copy)
+            pointers[i] = UnsafePointer(copy)
+            lengths[i] = bytes.count
+        }
+        return body(Int32(buffers.count), pointers, lengths)
+    }
+
+    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING:
+            return .string(bytes(r.str, r.len))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: bytes(r.str, r.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: bytes(r.str, r.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(r.integer))
+        case REDIS_REPLY_ARRAY:
+            var items: [RedisReply] = []
+            items.reserveCapacity(r.elements)
+            for i in 0..<r.elements {
+                if let child = r.element[i] { items.append(copy(child)) } else { items.append(.null) }
+            }
+            return .array(items)
+        default:
+            return .null
+        }
+    }
+
+    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> [UInt8] {
+        guard let pointer, length > 0 else { return [] }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+            Array(UnsafeBufferPointer(start: $0, count: length))
+        }
+    }
+}
+
+/// One argument of a Redis command: raw bytes, binary-safe.
+public struct RedisArgument: Sendable, ExpressibleByStringLiteral {
+    public let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public init(_ text: String) { bytes = Array(text.utf8) }
+    public init(_ number: Int) { bytes = Array(String(number).utf8) }
+    public init(_ number: Int64) { bytes = Array(String(number).utf8) }
+    public init(stringLiteral value: String) { bytes = Array(value.utf8) }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Starts the whole system on this machine: redis-server, the MongoDB stand-in (unless
+# MONGODB_URI is set), every service (replicas from SESSIONS_REPLICAS etc.) and the gateway
+# on http://127.0.0.1:${PORT:-8080}. Logs go to the terminal; Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+CONFIGURATION=${CONFIGURATION:-debug}
+swift build -c "$CONFIGURATION"
+BIN=$(swift build -c "$CONFIGURATION" --show-bin-path)
+
+RUN_DIR=${RUN_DIR:-$PWD/.run}
+mkdir -p "$RUN_DIR/redis" "$RUN_DIR/mongo"
+REDIS_PORT=${REDIS_PORT:-6379}
+MONGO_PORT=${MONGO_PORT:-27017}
+export PORT=${PORT:-8080}
+pids=()
+
+stop_all() {
+  trap - INT TERM EXIT
+  echo "stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop_all INT TERM EXIT
+
+if [ -z "${REDIS_URL:-}" ]; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
+    --appendonly yes --appendfsync everysec --save "" --daemonize no \
+    --logfile "$RUN_DIR/redis/redis.log" &
+  pids+=($!)
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+fi
+
+if [ -z "${MONGODB_URI:-}" ]; then
+  .venv/bin/nx-27017 --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
+    --log-file "$RUN_DIR/mongo/nx.log" --pid-file "$RUN_DIR/mongo/nx.pid" >/dev/null 2>&1 &
+  pids+=($!)
+  export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/universal_chat"
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MONGO_PORT") 2>/dev/null && break; sleep 0.1; done
+fi
+
+for service in sessions settings feedback canvas; do
+  upper=$(echo "$service" | tr a-z A-Z)
+  count_var="${upper}_REPLICAS"
+  count=${!count_var:-1}
+  [ -x "$BIN/$service" ] || continue
+  grep -q "\"$service\"" Shared/Bus/Routes.swift || continue
+  for i in $(seq "$count"); do
+    CONSUMER_NAME="$service-$(hostname)-$i" "$BIN/$service" &
+    pids+=($!)
+  done
+done
+
+"$BIN/gateway" &
+pids+=($!)
+
+cat <<MSG
+
+Universal Chat is starting on http://127.0.0.1:$PORT
+  Get a token:  TOKEN=\$($BIN/uc-admin token)
+  Try it:       curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$PORT/api/chat/sessions
+  Demo:         scripts/demo.sh
+Press Ctrl-C to stop.
+
+MSG
+wait
