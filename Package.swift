@@ -71,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit"],
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "Bus"],
             path: "Tests/IntegrationTests"
         ),
     ]

@@ -46,7 +46,7 @@ for service in sessions settings feedback canvas; do
   count_var="${upper}_REPLICAS"
   count=${!count_var:-1}
   [ -x "$BIN/$service" ] || continue
-  grep -q "\"$service\"" Shared/Bus/Routes.swift || continue
+  grep -q "\"$service\"" Shared/Bus/Routes*.swift || continue
   for i in $(seq "$count"); do
     CONSUMER_NAME="$service-$(hostname)-$i" "$BIN/$service" &
     pids+=($!)

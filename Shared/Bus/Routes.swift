@@ -33,7 +33,10 @@ public struct Route: Sendable {
 
 /// Every API route, by owning service.
 public enum Routes {
-    public static let all: [Route] = [
+    /// Each service's routes live in its own file beside this one.
+    public static let all: [Route] = sessions + settings + feedback + canvas
+
+    static let sessions: [Route] = [
         Route("GET", "/api/ping", "sessions", "ping"),
         Route("GET", "/api/chat/sessions", "sessions", "sessions.list"),
         Route("POST", "/api/chat/sessions", "sessions", "sessions.create"),

@@ -1,3 +1,4 @@
+import Bus
 import Core
 import Crypt
 import Foundation
@@ -58,7 +59,7 @@ final class Cluster: @unchecked Sendable {
 
     /// One cluster shared by the tests that do not stop or kill anything.
     static let shared: Result<Cluster, ClusterError> = {
-        do { return .success(try Cluster(services: ["sessions"])) } catch let error as ClusterError {
+        do { return .success(try Cluster(services: Routes.services)) } catch let error as ClusterError {
             return .failure(error)
         } catch { return .failure(ClusterError(description: "\(error)")) }
     }()

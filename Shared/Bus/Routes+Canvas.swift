@@ -1,0 +1,4 @@
+extension Routes {
+    /// Routes owned by the canvas service.
+    static let canvas: [Route] = []
+}

@@ -1,0 +1,4 @@
+extension Routes {
+    /// Routes owned by the feedback service.
+    static let feedback: [Route] = []
+}

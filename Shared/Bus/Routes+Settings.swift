@@ -1,0 +1,4 @@
+extension Routes {
+    /// Routes owned by the settings service.
+    static let settings: [Route] = []
+}
