@@ -40,8 +40,13 @@ final class Cluster: @unchecked Sendable {
         return root.appendingPathComponent(".build/debug")
     }
 
-    static var standInPath: String {
-        ProcessInfo.processInfo.environment["NX27017"] ?? root.appendingPathComponent(".venv/bin/nx-27017").path
+    /// The stand-in: `NX27017` if set, else `scripts/standin.py` run by the `.venv` Python.
+    static var standInCommand: (String, [String]) {
+        if let binary = ProcessInfo.processInfo.environment["NX27017"] { return (binary, []) }
+        return (
+            root.appendingPathComponent(".venv/bin/python").path,
+            [root.appendingPathComponent("scripts/standin.py").path]
+        )
     }
 
     let workDir: URL
@@ -158,9 +163,10 @@ final class Cluster: @unchecked Sendable {
     private func startMongo() throws {
         let dataDir = workDir.appendingPathComponent("mongo")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        let (program, prefix) = Cluster.standInCommand
         try launch(
-            "mongo", Cluster.standInPath,
-            ["--host", "127.0.0.1", "-p", String(mongoPort), "--data-dir", dataDir.path,
+            "mongo", program,
+            prefix + ["--host", "127.0.0.1", "-p", String(mongoPort), "--data-dir", dataDir.path,
              "--log-file", dataDir.appendingPathComponent("nx.log").path,
              "--pid-file", dataDir.appendingPathComponent("nx.pid").path])
         try waitFor("the MongoDB stand-in") { Cluster.canConnect(port: self.mongoPort) }
