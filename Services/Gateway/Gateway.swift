@@ -86,7 +86,7 @@ final class Gateway: @unchecked Sendable {
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
         let command = Command(
-            id: commandId, type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
+            id: commandId, requestId: Crypto.randomHex(12), type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(config.requestTimeoutMs))
         let logger = self.logger

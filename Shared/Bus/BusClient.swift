@@ -55,7 +55,7 @@ public final class BusClient: @unchecked Sendable {
 
     /// Sends a command; `completion` runs once, with the reply or nil at the deadline.
     public func submit(_ command: Command, to service: String, completion: @escaping Completion) {
-        waiting.withLock { $0[command.id] = Waiting(deadline: command.deadline, completion: completion) }
+        waiting.withLock { $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion) }
         queue.withLock { $0.append(Outgoing(stream: BusNames.commandStream(service), command: command)) }
         wakeWriter.signal()
     }
@@ -85,14 +85,14 @@ public final class BusClient: @unchecked Sendable {
                 for (item, reply) in zip(batch, replies) {
                     if let message = reply.errorMessage {
                         logger.error("XADD refused", [.stream: item.stream, .error: message])
-                        complete(item.command.id, with: Reply(APIError.unavailable("the message bus refused the request")))
+                        complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus refused the request")))
                     }
                 }
             } catch {
                 redisUp.store(false, ordering: .relaxed)
                 logger.warning("redis unavailable for XADD", [.error: error.description])
                 for item in batch {
-                    complete(item.command.id, with: Reply(APIError.unavailable("the message bus is unavailable")))
+                    complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus is unavailable")))
                 }
             }
         }

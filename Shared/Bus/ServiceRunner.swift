@@ -212,7 +212,7 @@ public final class ServiceRunner: @unchecked Sendable {
                 continue
             }
             guard let reply = apply(command) else { continue }
-            pipeline.append(["RPUSH", RedisArgument(command.replyKey), RedisArgument(reply.frame(commandId: command.id))])
+            pipeline.append(["RPUSH", RedisArgument(command.replyKey), RedisArgument(reply.frame(requestId: command.requestId))])
             pipeline.append(["PEXPIRE", RedisArgument(command.replyKey), RedisArgument(config.replyTTLms)])
             pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId)])
         }
