@@ -30,7 +30,7 @@ struct RealWorldCasesTests {
         #expect(again.status == 201)
         #expect(again["messageId"] == first["messageId"])
         let statuses = Mutex<[Int]>([])
-        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+        parallel(2) { _ in
             let result = try? cluster.post(path, user, body, headers: key)
             statuses.withLock { $0.append(result?.status ?? -1) }
         }

@@ -163,7 +163,7 @@ struct SessionsTests {
         let user = cluster.newUser()
         let id = try cluster.createSession(user)
         let statuses = Mutex<[Int]>([])
-        DispatchQueue.concurrentPerform(iterations: 40) { index in
+        parallel(40) { index in
             let result = try? cluster.post(
                 "/api/chat/sessions/\(id)/messages", user, #"{"role":"user","content":"m\#(index)","tokens":2}"#)
             statuses.withLock { $0.append(result?.status ?? -1) }
@@ -224,7 +224,7 @@ struct SessionsTests {
         #expect(Set(created).subtracting([touched]).isSubset(of: Set(rest)))
 
         let burst = cluster.newUser()
-        DispatchQueue.concurrentPerform(iterations: 15) { index in
+        parallel(15) { index in
             _ = try? cluster.createSession(burst, name: "b\(index)")
         }
         let all = try walk(burst, limit: 4)

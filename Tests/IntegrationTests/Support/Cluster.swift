@@ -355,3 +355,18 @@ extension Cluster {
 
 /// JSON text of a document, for request bodies.
 func json(_ document: Document) -> String { JSONWriter.string(document) }
+
+/// Runs `body(index)` on `count` threads at once and waits for all of them.
+func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for index in 0..<count {
+        group.enter()
+        let thread = Thread {
+            body(index)
+            group.leave()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+    group.wait()
+}
