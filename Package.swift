@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "HTTPKit", dependencies: ["Core", "CMicroHTTPD"], path: "Shared/HTTPKit"),
         .target(
             name: "Bus",
-            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit"],
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "HTTPKit"],
             path: "Shared/Bus"
         ),
 

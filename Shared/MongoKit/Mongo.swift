@@ -54,6 +54,9 @@ public final class MongoPool: @unchecked Sendable {
         if !text.contains("serverSelectionTimeoutMS") {
             mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000)
         }
+        if !text.contains("socketTimeoutMS") {
+            mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10_000)
+        }
         if !text.contains("connectTimeoutMS") {
             mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000)
         }
