@@ -71,7 +71,13 @@ final class Cluster: @unchecked Sendable {
 
     static func sharedCluster() throws -> Cluster { try shared.get() }
 
-    init(services: [String], environment: [String: String] = [:], replicas: [String: Int] = [:]) throws {
+    let durableRedis: Bool
+
+    init(
+        services: [String], environment: [String: String] = [:], replicas: [String: Int] = [:],
+        durableRedis: Bool = false
+    ) throws {
+        self.durableRedis = durableRedis
         _ = installExitHook
         workDir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
@@ -150,8 +156,8 @@ final class Cluster: @unchecked Sendable {
     private func startRedis() throws {
         try launch(
             "redis", "/usr/bin/redis-server",
-            ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workDir.path])
+            ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", durableRedis ? "yes" : "no", "--appendfsync", "always", "--dir", workDir.path])
         try waitFor("redis-server") { (try? RedisConnection(address: self.redisAddress, timeoutMs: 500).run(["PING"])) != nil }
     }
 
