@@ -369,30 +369,52 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
+    /// Applies a batch of commands. Replies are written with one `RPUSH` per reply key, one
+    /// `PEXPIRE` per key and one `XACK` for all, flushed whenever a command took long, so
+    /// cheap commands share round trips and slow ones do not hold back the others' answers.
     private func process(_ commands: [Command], redis: RedisConnection) throws(RedisError) {
-        var pipeline: [[RedisArgument]] = []
+        var replies: [(key: String, frame: [UInt8])] = []
+        var acks: [String] = []
+        var lastFlush = Timestamp.now().milliseconds
+
+        func flush() throws(RedisError) {
+            guard !acks.isEmpty else { return }
+            var pipeline: [[RedisArgument]] = []
+            var keys: [String] = []
+            for reply in replies where !keys.contains(reply.key) { keys.append(reply.key) }
+            for key in keys {
+                let frames = replies.filter { $0.key == key }.map { RedisArgument($0.frame) }
+                pipeline.append(["RPUSH", RedisArgument(key)] + frames)
+                pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
+            }
+            pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service)] + acks.map { RedisArgument($0) })
+            _ = try redis.pipeline(pipeline)
+            replies.removeAll(keepingCapacity: true)
+            acks.removeAll(keepingCapacity: true)
+            lastFlush = Timestamp.now().milliseconds
+        }
+
         for command in commands {
             guard !command.streamId.isEmpty else { continue }
-            let ack: [RedisArgument] = ["XACK", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId)]
             if command.deadline < Timestamp.now().milliseconds {
                 metrics.add("uc_commands_expired_total", labels: [("stream", stream)],
                             help: "commands dropped unapplied because their deadline had passed")
                 logger.debug("dropped expired command", [.command: command.id, .type: command.type])
-                pipeline.append(ack)
+                acks.append(command.streamId)
                 continue
             }
             let started = Timestamp.now()
             guard let reply = apply(command) else { continue }
-            let seconds = Double(Timestamp.now().milliseconds - started.milliseconds) / 1000
-            metrics.observe("uc_command_seconds", seconds: seconds, labels: [("type", command.type)],
-                            help: "time to apply a command")
+            let finished = Timestamp.now()
+            metrics.observe("uc_command_seconds", seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
+                            labels: [("type", command.type)], help: "time to apply a command")
             metrics.add("uc_commands_handled_total", labels: [("type", command.type), ("status", String(reply.status))],
                         help: "commands answered, by type and status")
-            pipeline.append(["RPUSH", RedisArgument(command.replyKey), RedisArgument(reply.frame(requestId: command.requestId))])
-            pipeline.append(["PEXPIRE", RedisArgument(command.replyKey), RedisArgument(config.replyTTLms)])
-            pipeline.append(ack)
+            replies.append((command.replyKey, reply.frame(requestId: command.requestId)))
+            acks.append(command.streamId)
+            if finished.milliseconds - lastFlush >= 2 { try flush() }
         }
-        if !pipeline.isEmpty { _ = try redis.pipeline(pipeline) }
+        try flush()
     }
 
     /// Runs the handler; nil means "leave it pending" (another delivery is still applying it).
