@@ -28,7 +28,7 @@ until redis-cli -p "$RP" ping >/dev/null 2>&1; do sleep 0.1; done
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MP") 2>/dev/null && break; sleep 0.1; done
 
 export REDIS_URL="redis://127.0.0.1:$RP" MONGODB_URI="mongodb://127.0.0.1:$MP/bench" LOG_LEVEL=warning
-export JWT_SECRET=bench-secret PORT=$GP
+export JWT_SECRET=bench-secret PORT=$GP RATE_LIMIT_WRITES=0
 "$BIN/sessions" 2>"$WORK/sessions.log" & SESSIONS=$!; pids+=($SESSIONS)
 "$BIN/gateway" 2>"$WORK/gateway.log" & GATEWAY=$!; pids+=($GATEWAY)
 "$BIN/uc-bench" floor "$FP" & pids+=($!)

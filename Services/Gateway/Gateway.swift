@@ -6,13 +6,30 @@ import HTTPKit
 import RedisKit
 import Synchronization
 
+/// Adds fixed headers (CORS) to whatever answer goes out.
+final class HeaderAddingResponder: @unchecked Sendable {
+    private let inner: HTTPResponder
+    private let headers: [(String, String)]
+
+    init(_ inner: HTTPResponder, headers: [(String, String)]) {
+        self.inner = inner
+        self.headers = headers
+    }
+
+    func respond(_ response: HTTPResponse) {
+        var copy = response
+        copy.headers += headers
+        inner.respond(copy)
+    }
+}
+
 /// Answers once and records the status and the time taken.
 final class CountingResponder: @unchecked Sendable {
-    private let inner: HTTPResponder
+    private let inner: HeaderAddingResponder
     private let record: @Sendable (Int, String) -> Void
     var route = "unrouted"
 
-    init(_ inner: HTTPResponder, record: @escaping @Sendable (Int, String) -> Void) {
+    init(_ inner: HeaderAddingResponder, record: @escaping @Sendable (Int, String) -> Void) {
         self.inner = inner
         self.record = record
     }
@@ -43,7 +60,25 @@ final class Gateway: @unchecked Sendable {
         probe = Mutex(RedisConnection(address: address, timeoutMs: 1000))
     }
 
-    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+    /// CORS headers for an allowed `Origin` (CORS is off unless `CORS_ORIGINS` lists origins).
+    func corsHeaders(_ request: HTTPRequest) -> [(String, String)] {
+        guard let origin = request.header("origin"),
+            config.corsOrigins.contains(origin) || config.corsOrigins.contains("*")
+        else { return [] }
+        return [
+            ("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+            ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Accept"),
+            ("Access-Control-Max-Age", "600"),
+        ]
+    }
+
+    func handle(_ request: HTTPRequest, _ plain: HTTPResponder) {
+        let cors = corsHeaders(request)
+        let responder = HeaderAddingResponder(plain, headers: cors)
+        if request.method == "OPTIONS" {
+            return responder.respond(HTTPResponse(status: cors.isEmpty ? 405 : 204, body: []))
+        }
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
@@ -123,7 +158,12 @@ final class Gateway: @unchecked Sendable {
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(config.requestTimeoutMs))
         let logger = self.logger
-        bus.submit(command, to: route.service) { reply in
+        var limit: BusClient.RateLimit?
+        if let user = claims?.userId, request.method != "GET", config.writeLimit > 0 {
+            limit = BusClient.RateLimit(
+                key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit, windowMs: config.writeWindowMs)
+        }
+        bus.submit(command, to: route.service, limit: limit) { reply in
             guard let reply else {
                 logger.info("request timed out", [.command: commandId, .route: route.type])
                 return responder.respond(.error(.timeout()))

@@ -14,7 +14,32 @@ public final class BusClient: @unchecked Sendable {
     struct Outgoing {
         let stream: String
         let command: Command
+        let limit: RateLimit?
     }
+
+    /// A budget of `limit` commands per `windowMs` for one key (a user's writes).
+    public struct RateLimit: Sendable {
+        public let key: String
+        public let limit: Int
+        public let windowMs: Int
+
+        public init(key: String, limit: Int, windowMs: Int) {
+            self.key = key
+            self.limit = limit
+            self.windowMs = windowMs
+        }
+    }
+
+    /// Counts against the budget and adds the command in one atomic step, or refuses with
+    /// `RATELIMIT <ms until the window ends>`.
+    static let limitedAdd = """
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if n > tonumber(ARGV[1]) then
+          return redis.error_reply('RATELIMIT ' .. redis.call('PTTL', KEYS[1]))
+        end
+        return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+        """
 
     struct Waiting {
         let deadline: Int64
@@ -57,13 +82,15 @@ public final class BusClient: @unchecked Sendable {
     public var inFlight: Int { waiting.withLock { $0.count } }
 
     /// Sends a command; `completion` runs once, with the reply or nil at the deadline.
-    public func submit(_ command: Command, to service: String, completion: @escaping Completion) {
+    public func submit(
+        _ command: Command, to service: String, limit: RateLimit? = nil, completion: @escaping Completion
+    ) {
         let stream = BusNames.commandStream(service)
         if let length = backlog.withLock({ $0[stream] }), length > Int64(maxBacklog) {
             return completion(Reply(APIError.unavailable("the \(service) service is overloaded; retry later")))
         }
         waiting.withLock { $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion) }
-        queue.withLock { $0.append(Outgoing(stream: stream, command: command)) }
+        queue.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
         wakeWriter.signal()
     }
 
@@ -84,7 +111,12 @@ public final class BusClient: @unchecked Sendable {
             }
             guard !batch.isEmpty else { continue }
             var commands: [[RedisArgument]] = batch.map { item in
-                ["XADD", RedisArgument(item.stream), "*"] + item.command.fields
+                guard let limit = item.limit else {
+                    return ["XADD", RedisArgument(item.stream), "*"] + item.command.fields
+                }
+                return ["EVAL", RedisArgument(BusClient.limitedAdd), "2", RedisArgument(limit.key),
+                        RedisArgument(item.stream), RedisArgument(limit.limit), RedisArgument(limit.windowMs)]
+                    + item.command.fields
             }
             let now = Timestamp.now().milliseconds
             let streams = Array(Set(batch.map(\.stream)))
@@ -103,7 +135,13 @@ public final class BusClient: @unchecked Sendable {
                 }
                 redisUp.store(true, ordering: .relaxed)
                 for (item, reply) in zip(batch, replies) {
-                    if let message = reply.errorMessage {
+                    if let message = reply.errorMessage, message.hasPrefix("RATELIMIT") {
+                        let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
+                        let seconds = String(max(1, (waitMs + 999) / 1000))
+                        let refusal = APIError.tooManyRequests("too many writes; retry after \(seconds) s")
+                        complete(item.command.requestId, with: Reply(
+                            status: 429, body: refusal.body, headers: [("Retry-After", seconds)]))
+                    } else if let message = reply.errorMessage {
                         logger.error("XADD refused", [.stream: item.stream, .error: message])
                         complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus refused the request")))
                     }

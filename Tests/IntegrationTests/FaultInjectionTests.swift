@@ -55,7 +55,9 @@ struct FaultInjectionTests {
     @Test func everyAcknowledgedRequestHasExactlyOneEffect() throws {
         let cluster = try Cluster(
             services: ["sessions"],
-            environment: ["CLAIM_IDLE_MS": "1500", "REQUEST_TIMEOUT_MS": "6000", "WORKERS": "4"],
+            environment: [
+                "CLAIM_IDLE_MS": "1500", "REQUEST_TIMEOUT_MS": "6000", "WORKERS": "4", "RATE_LIMIT_WRITES": "0",
+            ],
             replicas: ["sessions": 2], durableRedis: true)
         defer { cluster.shutdown() }
         let user = cluster.newUser()
