@@ -64,6 +64,10 @@ final class Gateway: @unchecked Sendable {
             claims = try authenticate(request)
         }
 
+        if !route.authenticated {
+            // The login rate limit counts by address; a query parameter of this name clashes.
+            params["clientAddress"] = request.clientAddress
+        }
         for (name, value) in request.query {
             guard params[name] == nil else {
                 throw APIError.invalid(name, "query parameter is repeated or clashes with the path")
