@@ -148,7 +148,7 @@ enum AccountRules {
         out["email"] = .string(user["email"]?.stringValue ?? "")
         out["name"] = .string(user["name"]?.stringValue ?? "")
         out["authMethod"] = .string(user["authMethod"]?.stringValue ?? "password")
-        out["emailVerified"] = user["emailVerified"]?.dateValue.map { .date($0) } ?? .null
+        out["emailVerified"] = Stored.date(user["emailVerified"])
         for (key, _) in profileStrings {
             if let text = user[key]?.stringValue { out[key] = .string(text) }
         }
@@ -165,7 +165,7 @@ enum AccountRules {
         out["role"] = .string(roles.contains(role) ? role : "user")
         out["isActive"] = .bool(user["isActive"]?.boolValue ?? false)
         for key in ["createdAt", "updatedAt", "lastLoginAt"] {
-            out[key] = user[key]?.dateValue.map { .date($0) } ?? .null
+            out[key] = Stored.date(user[key])
         }
         return out
     }

@@ -128,8 +128,8 @@ enum ChatSettingsRules {
         for pair in defaults.pairs {
             out[pair.key] = coerce(stored?[pair.key], like: pair.value)
         }
-        out["createdAt"] = stored?["createdAt"]?.dateValue.map { .date($0) } ?? .null
-        out["updatedAt"] = stored?["updatedAt"]?.dateValue.map { .date($0) } ?? .null
+        out["createdAt"] = Stored.date(stored?["createdAt"])
+        out["updatedAt"] = Stored.date(stored?["updatedAt"])
         return out
     }
 
@@ -176,8 +176,10 @@ struct ChatSettingsHandlers: Sendable {
         return Reply(status: 200, ChatSettingsRules.render(stored, user: user))
     }
 
-    /// One atomic upsert on the unique `userId`. Two first saves racing: one inserts, the
-    /// other gets a duplicate key and retries once, which then updates the same document.
+    /// One atomic update of the caller's document; on a first save, an insert of the whole
+    /// document. Two first saves racing: the unique `userId` index refuses the second
+    /// insert, which then applies its update to the document the first one made. (No upsert:
+    /// the stand-in ignores `$setOnInsert` in an upserting findAndModify.)
     func update(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         _ = try QueryReader(command, pathParams: [], allowed: [])
@@ -186,27 +188,31 @@ struct ChatSettingsHandlers: Sendable {
             try quickActions.requireUsable(favorites, by: user, field: "quickActions.favorites")
         }
         guard !change.isEmpty else { return try get(command) }
-        let now = Timestamp.now()
-        var set = change.set
-        set["updatedAt"] = .date(now)
-        var update: Document = [
-            "$set": .document(set),
-            "$setOnInsert": ["userId": .objectId(user), "createdAt": .date(now)],
-        ]
-        if !change.unset.isEmpty {
-            update["$unset"] = .document(Document(change.unset.map { ($0, Value.string("")) }))
-        }
-        let stored = try upsert(update, user: user)
+        let stored = try save(change, user: user, now: Timestamp.now())
         return Reply(status: 200, ChatSettingsRules.render(stored, user: user))
     }
 
-    private func upsert(_ update: Document, user: ObjectId) throws(MongoError) -> Document? {
+    private func save(
+        _ change: ChatSettingsRules.Change, user: ObjectId, now: Timestamp
+    ) throws(MongoError) -> Document? {
         let filter: Document = ["userId": .objectId(user)]
+        var set = change.set
+        set["updatedAt"] = .date(now)
+        var update: Document = ["$set": .document(set)]
+        if !change.unset.isEmpty {
+            update["$unset"] = .document(Document(change.unset.map { ($0, Value.string("")) }))
+        }
+        if let updated = try settings.findOneAndUpdate(filter, update) { return updated }
+        var doc: Document = ["_id": .objectId(ObjectId()), "userId": .objectId(user)]
+        for pair in Stored.expand(change.set).pairs { doc[pair.key] = pair.value }
+        doc["createdAt"] = .date(now)
+        doc["updatedAt"] = .date(now)
         do {
-            return try settings.findOneAndUpdate(filter, update, upsert: true)
+            try settings.insertOne(doc)
+            return doc
         } catch {
             guard error.kind == .duplicateKey else { throw error }
-            return try settings.findOneAndUpdate(filter, update, upsert: true)
+            return try settings.findOneAndUpdate(filter, update)
         }
     }
 }

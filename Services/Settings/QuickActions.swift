@@ -89,8 +89,8 @@ enum QuickActionRules {
         out["isActive"] = .bool(doc["isActive"]?.boolValue ?? true)
         out["usageCount"] = .int64(doc["usageCount"]?.intValue ?? 0)
         out["createdBy"] = doc["createdBy"]?.objectIdValue.map { .objectId($0) } ?? .null
-        out["createdAt"] = doc["createdAt"]?.dateValue.map { .date($0) } ?? .null
-        out["updatedAt"] = doc["updatedAt"]?.dateValue.map { .date($0) } ?? .null
+        out["createdAt"] = Stored.date(doc["createdAt"])
+        out["updatedAt"] = Stored.date(doc["updatedAt"])
         return out
     }
 }
@@ -100,28 +100,21 @@ struct QuickActionHandlers: Sendable {
     let actions: MongoCollection
 
     /// Inserts each default that is missing; never overwrites one (an admin's edits, usage
-    /// counts and deactivations survive restarts). Safe when replicas start together.
+    /// counts and deactivations survive restarts). Safe when replicas start together: the
+    /// unique `actionId` skips what another replica inserted first.
     @discardableResult
     func seedDefaults() throws(MongoError) -> Int {
-        var inserted = 0
         let now = Value.date(Timestamp.now())
-        for seed in QuickActionRules.defaults {
-            let document: Document = [
+        let documents: [Document] = QuickActionRules.defaults.map { seed in
+            [
+                "_id": .objectId(ObjectId()), "actionId": .string(seed.actionId),
                 "label": .string(seed.label), "prompt": .string(seed.prompt),
                 "category": .string(seed.category), "icon": .string(seed.icon),
                 "isDefault": true, "isActive": true, "usageCount": .int64(0),
                 "createdAt": now, "updatedAt": now,
             ]
-            do {
-                let result = try actions.updateOne(
-                    ["actionId": .string(seed.actionId)], ["$setOnInsert": .document(document)],
-                    upsert: true)
-                if result.upsertedId != nil { inserted += 1 }
-            } catch {
-                guard error.kind == .duplicateKey else { throw error }
-            }
         }
-        return inserted
+        return try actions.insertMany(documents, ordered: false)
     }
 
     /// 400 naming `field` unless every id names an active action the user can see.
