@@ -66,6 +66,7 @@ final class Gateway: @unchecked Sendable {
 
         if !route.authenticated {
             // The login rate limit counts by address; a query parameter of this name clashes.
+            // TODO: behind a reverse proxy, read the address from a trusted X-Forwarded-For.
             params["clientAddress"] = request.clientAddress
         }
         for (name, value) in request.query {

@@ -122,7 +122,9 @@ enum AccountRules {
             var nested = Validator(
                 notifications, allowed: Set(keys), prefix: "\(prefix).notifications")
             for key in keys {
-                if let flag = nested.bool(key) { set["\(prefix).notifications.\(key)"] = .bool(flag) }
+                if let flag = nested.bool(key) {
+                    set["\(prefix).notifications.\(key)"] = .bool(flag)
+                }
             }
             check.merge(nested)
         }

@@ -8,6 +8,7 @@ import MongoKit
 /// The auth commands do not go through the command ledger: it would store their replies,
 /// tokens included. Each is idempotent on its own instead: register remembers the command
 /// that created the account, and refresh tokens are derived from the command id.
+// TODO: no API changes a password, verifies an email, or sets `role`/`isActive` yet.
 struct AuthHandlers: Sendable {
     let users: MongoCollection
     let issuer: TokenIssuer
@@ -142,7 +143,9 @@ struct AuthHandlers: Sendable {
         guard let record, let userId = record["userId"]?.objectIdValue,
             let family = record["familyId"]?.stringValue
         else { throw AuthHandlers.invalidRefresh() }
-        guard let user = try users.findOne(["_id": .objectId(userId)], projection: AuthHandlers.hidden),
+        guard
+            let user = try users.findOne(
+                ["_id": .objectId(userId)], projection: AuthHandlers.hidden),
             user["isActive"]?.boolValue == true
         else {
             try issuer.revokeFamily(family)

@@ -88,7 +88,8 @@ enum ChatSettingsRules {
             check.merge(nested)
         }
         if let inner = check.document("quickActions") {
-            var nested = Validator(inner, allowed: ["enabled", "favorites"], prefix: "quickActions")
+            var nested = Validator(
+                inner, allowed: ["enabled", "favorites"], prefix: "quickActions")
             if let enabled = nested.bool("enabled") {
                 change.set["quickActions.enabled"] = .bool(enabled)
             }
@@ -184,6 +185,7 @@ struct ChatSettingsHandlers: Sendable {
         let user = try command.requireUser()
         _ = try QueryReader(command, pathParams: [], allowed: [])
         let change = try ChatSettingsRules.change(from: try command.jsonBody())
+        // TODO: a favorite whose action is deleted later stays listed until the next PUT.
         if let favorites = change.favorites {
             try quickActions.requireUsable(favorites, by: user, field: "quickActions.favorites")
         }

@@ -135,10 +135,11 @@ public struct Reply: Sendable {
     }
 
     static func isSafeHeader(_ name: String, _ value: String) -> Bool {
-        let nameOK = !name.isEmpty && name.utf8.allSatisfy { byte in
+        let isToken = { (byte: UInt8) -> Bool in
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A)
                 || (byte >= 0x61 && byte <= 0x7A) || byte == UInt8(ascii: "-")
         }
+        let nameOK = !name.isEmpty && name.utf8.allSatisfy(isToken)
         return nameOK && value.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
     }
 }

@@ -196,8 +196,11 @@ private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [(Str
 
 private func clientAddress(_ connection: OpaquePointer) -> String {
     var buffer = [CChar](repeating: 0, count: 64)
-    guard uc_mhd_client_address(connection, &buffer, socklen_t(buffer.count)) == 0 else { return "" }
-    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard uc_mhd_client_address(connection, &buffer, socklen_t(buffer.count)) == 0 else {
+        return ""
+    }
+    let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 private let accessHandler: MHD_AccessHandlerCallback = {

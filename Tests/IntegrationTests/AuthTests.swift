@@ -70,8 +70,10 @@ struct AuthTests {
 
     @Test(arguments: [
         (#"{"email":"a@b.co","name":"N","password":"short"}"#, "password"),
-        (#"{"email":"a@b.co","name":"N","password":"\#(String(repeating: "é", count: 37))"}"#,
-         "password"),
+        (
+            #"{"email":"a@b.co","name":"N","password":"\#(String(repeating: "é", count: 37))"}"#,
+            "password"
+        ),
         (#"{"email":"a@b.co","name":"N","password":12345678}"#, "password"),
         (#"{"email":"not-an-email","name":"N","password":"long enough"}"#, "email"),
         (#"{"email":{"$gt":""},"name":"N","password":"long enough"}"#, "email"),
@@ -199,14 +201,16 @@ struct AuthTests {
 
     @Test func registerRetriedWithTheSameIdempotencyKeyGivesTheSameAccount() throws {
         let body = json([
-            "email": .string(Cluster.uniqueEmail("idem")), "name": "Idem", "password": "long enough",
+            "email": .string(Cluster.uniqueEmail("idem")), "name": "Idem",
+            "password": "long enough",
         ])
         let key = ["Idempotency-Key": "register-\(UUID().uuidString)"]
         let first = try cluster.post("/api/auth/register", nil, body, headers: key)
         let second = try cluster.post("/api/auth/register", nil, body, headers: key)
         #expect(first.status == 201)
         #expect(second.status == 201)
-        #expect(first.document?.value(at: "user.userId") == second.document?.value(at: "user.userId"))
+        #expect(
+            first.document?.value(at: "user.userId") == second.document?.value(at: "user.userId"))
         #expect(first["refreshToken"] == second["refreshToken"])
         let third = try cluster.post("/api/auth/register", nil, body)
         #expect(third.status == 409)
@@ -216,10 +220,12 @@ struct AuthTests {
         let account = try cluster.register(name: "Ada Lovelace")
         let first = try cluster.put(
             "/api/me", account.user,
-            #"{"bio":"Analyst","socialLinks":{"github":"ada"},"preferences":{"notifications":{"sms":true}}}"#)
+            #"{"bio":"Analyst","socialLinks":{"github":"ada"},"preferences":{"notifications":{"sms":true}}}"#
+        )
         #expect(first.status == 200)
         let second = try cluster.put(
-            "/api/me", account.user, #"{"preferences":{"theme":"dark"},"socialLinks":{"twitter":"@ada"}}"#)
+            "/api/me", account.user,
+            #"{"preferences":{"theme":"dark"},"socialLinks":{"twitter":"@ada"}}"#)
         #expect(second.status == 200)
         let me = try cluster.get("/api/me", account.user)
         #expect(me["name"]?.stringValue == "Ada Lovelace")

@@ -12,9 +12,13 @@ struct QuickActionsTests {
 
     init() throws { cluster = try Cluster.sharedCluster() }
 
-    static let defaultIds = ["explain", "summarize", "code", "translate", "brainstorm", "proofread"]
+    static let defaultIds = [
+        "explain", "summarize", "code", "translate", "brainstorm", "proofread",
+    ]
 
-    func create(_ user: TestUser, label: String = "Mine", category: String = "General") throws -> String {
+    func create(_ user: TestUser, label: String = "Mine", category: String = "General") throws
+        -> String
+    {
         let body = json([
             "label": .string(label), "prompt": "Do this: ", "category": .string(category),
             "icon": "StarIcon",
@@ -66,7 +70,8 @@ struct QuickActionsTests {
         let other = cluster.newUser()
         let result = try cluster.post(
             "/api/chat/quick-actions", owner,
-            #"{"label":"Haiku","prompt":"Write a haiku about: ","category":"Creative","icon":"SparklesIcon"}"#)
+            #"{"label":"Haiku","prompt":"Write a haiku about: ","category":"Creative","icon":"SparklesIcon"}"#
+        )
         #expect(result.status == 201)
         let id = try #require(result["actionId"]?.stringValue)
         #expect(id.hasPrefix("qa-"))
@@ -86,7 +91,8 @@ struct QuickActionsTests {
         #expect(try cluster.put(path, other, #"{"label":"Taken"}"#).status == 404)
         #expect(try cluster.delete(path, other).status == 404)
         #expect(try cluster.post(path + "/use", other, "").status == 404)
-        #expect(try cluster.put("/api/chat/quick-actions/qa-does-not-exist", other, "{}").status == 404)
+        #expect(
+            try cluster.put("/api/chat/quick-actions/qa-does-not-exist", other, "{}").status == 404)
         let mine = try listAll(owner).first { $0["actionId"]?.stringValue == id }
         #expect(mine?["label"]?.stringValue == "Private")
         #expect(mine?["usageCount"] == .int64(0))
@@ -95,7 +101,9 @@ struct QuickActionsTests {
     /// Defaults are visible to everyone, so refusing a non-admin says 403.
     @Test func onlyAnAdminChangesDefaults() throws {
         let user = cluster.newUser()
-        #expect(try cluster.put("/api/chat/quick-actions/explain", user, #"{"label":"Mine now"}"#).status == 403)
+        #expect(
+            try cluster.put("/api/chat/quick-actions/explain", user, #"{"label":"Mine now"}"#)
+                .status == 403)
         #expect(try cluster.delete("/api/chat/quick-actions/explain", user).status == 403)
         let admin = cluster.newUser(role: "admin")
         let same = try cluster.put(
@@ -103,7 +111,9 @@ struct QuickActionsTests {
         #expect(same.status == 200)
         #expect(same["label"]?.stringValue == "Explain this")
         let users = try create(user, label: "Moderated")
-        #expect(try cluster.put("/api/chat/quick-actions/\(users)", admin, #"{"label":"Edited"}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/quick-actions/\(users)", admin, #"{"label":"Edited"}"#)
+                .status == 200)
         #expect(try cluster.delete("/api/chat/quick-actions/\(users)", admin).status == 200)
         #expect(try cluster.put("/api/chat/quick-actions/\(users)", user, "{}").status == 404)
     }
@@ -131,16 +141,19 @@ struct QuickActionsTests {
         let prompt500 = String(repeating: "𠀋", count: 500)
         for ascii in [false, true] {
             let ok = try cluster.post(
-                "/api/chat/quick-actions", user, body(label: fifty, prompt: prompt500, ascii: ascii))
+                "/api/chat/quick-actions", user, body(label: fifty, prompt: prompt500, ascii: ascii)
+            )
             #expect(ok.status == 201)
             #expect(ok["label"]?.stringValue == fifty)
             #expect(ok["prompt"]?.stringValue == prompt500)
             let longLabel = try cluster.post(
-                "/api/chat/quick-actions", user, body(label: fifty + "😀", prompt: "p", ascii: ascii))
+                "/api/chat/quick-actions", user, body(label: fifty + "😀", prompt: "p", ascii: ascii)
+            )
             #expect(longLabel.status == 400)
             #expect(longLabel.errorFields == ["label"])
             let longPrompt = try cluster.post(
-                "/api/chat/quick-actions", user, body(label: "l", prompt: prompt500 + "𠀋", ascii: ascii))
+                "/api/chat/quick-actions", user,
+                body(label: "l", prompt: prompt500 + "𠀋", ascii: ascii))
             #expect(longPrompt.status == 400)
             #expect(longPrompt.errorFields == ["prompt"])
         }
@@ -163,9 +176,18 @@ struct QuickActionsTests {
         (#"{"label":"","prompt":"P","category":"General","icon":"I"}"#, "label"),
         (#"{"label":{"$gt":""},"prompt":"P","category":"General","icon":"I"}"#, "label"),
         (#"{"label":"L","prompt":12,"category":"General","icon":"I"}"#, "prompt"),
-        (#"{"label":"L","prompt":"P","category":"General","icon":"I","isDefault":true}"#, "isDefault"),
-        (#"{"label":"L","prompt":"P","category":"General","icon":"I","actionId":"explain"}"#, "actionId"),
-        (#"{"label":"L","prompt":"P","category":"General","icon":"I","usageCount":9}"#, "usageCount"),
+        (
+            #"{"label":"L","prompt":"P","category":"General","icon":"I","isDefault":true}"#,
+            "isDefault"
+        ),
+        (
+            #"{"label":"L","prompt":"P","category":"General","icon":"I","actionId":"explain"}"#,
+            "actionId"
+        ),
+        (
+            #"{"label":"L","prompt":"P","category":"General","icon":"I","usageCount":9}"#,
+            "usageCount"
+        ),
     ])
     func createRulesNameTheField(body: String, field: String) throws {
         let result = try cluster.post("/api/chat/quick-actions", cluster.newUser(), body)
@@ -184,7 +206,8 @@ struct QuickActionsTests {
         #expect(renamed["category"]?.stringValue == "Technical")
         for (body, field) in [
             (#"{"label":null}"#, "label"), (#"{"category":"Nope"}"#, "category"),
-            (#"{"isActive":"no"}"#, "isActive"), (#"{"createdBy":"\#(ObjectId().hex)"}"#, "createdBy"),
+            (#"{"isActive":"no"}"#, "isActive"),
+            (#"{"createdBy":"\#(ObjectId().hex)"}"#, "createdBy"),
         ] {
             let result = try cluster.put(path, user, body)
             #expect(result.status == 400, "\(body)")
@@ -234,18 +257,28 @@ struct QuickActionsTests {
         let zeta = try create(user, label: "zeta")
         let alpha = try create(user, label: "alpha")
         for _ in 0..<3 {
-            #expect(try cluster.post("/api/chat/quick-actions/\(alpha)/use", user, "").status == 200)
+            #expect(
+                try cluster.post("/api/chat/quick-actions/\(alpha)/use", user, "").status == 200)
         }
         let byLabel = try listAll(user, query: "&sort=label")
         let labels = byLabel.compactMap { $0["label"]?.stringValue }
-        #expect(labels == labels.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) })
+        #expect(
+            labels
+                == labels.sorted {
+                    Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes(
+                        $1.unicodeScalars.map(\.value))
+                })
         let ids = byLabel.compactMap { $0["actionId"]?.stringValue }
         #expect(Set(ids).count == ids.count)
         #expect(Set(ids).isSuperset(of: QuickActionsTests.defaultIds + [zeta, alpha]))
 
         let byUsage = try cluster.get("/api/chat/quick-actions?limit=100", user)
-        let order = (byUsage["items"]?.arrayValue ?? []).compactMap { $0.documentValue?["actionId"]?.stringValue }
-        let counts = (byUsage["items"]?.arrayValue ?? []).compactMap { $0.documentValue?["usageCount"]?.intValue }
+        let order = (byUsage["items"]?.arrayValue ?? []).compactMap {
+            $0.documentValue?["actionId"]?.stringValue
+        }
+        let counts = (byUsage["items"]?.arrayValue ?? []).compactMap {
+            $0.documentValue?["usageCount"]?.intValue
+        }
         #expect(counts == counts.sorted(by: >))
         let alphaIndex = try #require(order.firstIndex(of: alpha))
         let zetaIndex = try #require(order.firstIndex(of: zeta))
@@ -282,7 +315,9 @@ struct QuickActionSeedingTests {
         let user = cluster.newUser()
         #expect(try cluster.delete("/api/chat/quick-actions/proofread", admin).status == 200)
         #expect(try cluster.post("/api/chat/quick-actions/code/use", user, "").status == 200)
-        #expect(try cluster.put("/api/chat/quick-actions/translate", admin, #"{"label":"Traduire"}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/quick-actions/translate", admin, #"{"label":"Traduire"}"#)
+                .status == 200)
 
         try cluster.stop("settings")
         try cluster.startService("settings")
@@ -292,15 +327,17 @@ struct QuickActionSeedingTests {
         #expect(try actions.count(["isDefault": true]) == QuickActionsTests.defaultIds.count)
         let listed = try cluster.get("/api/chat/quick-actions?limit=100", user)
         let items = (listed["items"]?.arrayValue ?? []).compactMap(\.documentValue)
-        let byId = Dictionary(uniqueKeysWithValues: items.compactMap { item in
-            item["actionId"]?.stringValue.map { ($0, item) }
-        })
+        let byId = Dictionary(
+            uniqueKeysWithValues: items.compactMap { item in
+                item["actionId"]?.stringValue.map { ($0, item) }
+            })
         #expect(byId["proofread"] == nil)
         #expect(byId["code"]?["usageCount"] == .int64(1))
         #expect(byId["translate"]?["label"]?.stringValue == "Traduire")
         #expect(try cluster.post("/api/chat/quick-actions/proofread/use", user, "").status == 404)
 
-        let restored = try cluster.put("/api/chat/quick-actions/proofread", admin, #"{"isActive":true}"#)
+        let restored = try cluster.put(
+            "/api/chat/quick-actions/proofread", admin, #"{"isActive":true}"#)
         #expect(restored.status == 200)
         #expect(try cluster.post("/api/chat/quick-actions/proofread/use", user, "").status == 200)
     }

@@ -14,11 +14,15 @@ struct SettingsTests {
     static func defaults(for user: TestUser) -> Document {
         [
             "userId": .string(user.id.hex), "theme": "auto", "fontSize": "medium",
-            "notifications": ["messageReceived": true, "agentResponses": true, "systemUpdates": false],
+            "notifications": [
+                "messageReceived": true, "agentResponses": true, "systemUpdates": false,
+            ],
             "autoSave": true, "defaultAgent": nil,
             "quickActions": ["enabled": true, "favorites": []],
             "privacy": ["saveHistory": true, "allowAnalytics": true, "shareConversations": false],
-            "accessibility": ["highContrast": false, "reducedMotion": false, "screenReader": false],
+            "accessibility": [
+                "highContrast": false, "reducedMotion": false, "screenReader": false,
+            ],
             "temperature": 0.7, "maxTokens": 2000, "mode": "balanced", "provider": "mistral",
             "model": nil, "createdAt": nil, "updatedAt": nil,
         ]
@@ -44,7 +48,8 @@ struct SettingsTests {
         let user = cluster.newUser()
         let first = try cluster.put(
             "/api/chat/settings", user,
-            #"{"temperature":1.2,"maxTokens":900,"mode":"coding","provider":"groq","theme":"dark"}"#)
+            #"{"temperature":1.2,"maxTokens":900,"mode":"coding","provider":"groq","theme":"dark"}"#
+        )
         #expect(first.status == 200)
         let second = try cluster.put("/api/chat/settings", user, #"{"temperature":0.5}"#)
         #expect(second.status == 200)
@@ -71,9 +76,18 @@ struct SettingsTests {
         }
         let result = try cluster.get("/api/chat/settings", user)
         let doc = try #require(result.document)
-        #expect(doc["notifications"] == ["messageReceived": false, "agentResponses": true, "systemUpdates": true])
-        #expect(doc["privacy"] == ["saveHistory": true, "allowAnalytics": true, "shareConversations": true])
-        #expect(doc["accessibility"] == ["highContrast": false, "reducedMotion": true, "screenReader": false])
+        #expect(
+            doc["notifications"] == [
+                "messageReceived": false, "agentResponses": true, "systemUpdates": true,
+            ])
+        #expect(
+            doc["privacy"] == [
+                "saveHistory": true, "allowAnalytics": true, "shareConversations": true,
+            ])
+        #expect(
+            doc["accessibility"] == [
+                "highContrast": false, "reducedMotion": true, "screenReader": false,
+            ])
         #expect(doc["quickActions"] == ["enabled": false, "favorites": ["explain", "code"]])
         #expect(doc["createdAt"]?.stringValue?.hasSuffix("Z") == true)
         #expect(doc["updatedAt"]?.stringValue?.hasSuffix("Z") == true)
@@ -115,11 +129,15 @@ struct SettingsTests {
     /// Case C04 step 4: the boundaries are valid and are stored exactly, not as defaults.
     @Test func boundaryValuesAreStoredExactly() throws {
         let user = cluster.newUser()
-        #expect(try cluster.put("/api/chat/settings", user, #"{"temperature":0,"maxTokens":1}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/settings", user, #"{"temperature":0,"maxTokens":1}"#).status
+                == 200)
         var result = try cluster.get("/api/chat/settings", user)
         #expect(result["temperature"]?.doubleValue == 0)
         #expect(result["maxTokens"] == .int64(1))
-        #expect(try cluster.put("/api/chat/settings", user, #"{"temperature":2,"maxTokens":4000}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/settings", user, #"{"temperature":2,"maxTokens":4000}"#)
+                .status == 200)
         result = try cluster.get("/api/chat/settings", user)
         #expect(result["temperature"]?.doubleValue == 2)
         #expect(result["maxTokens"] == .int64(4000))
@@ -130,14 +148,18 @@ struct SettingsTests {
     /// Case C21: numbers come back as plain JSON, without driver wrappers.
     @Test func settingsNumbersArePlainJSON() throws {
         let user = cluster.newUser()
-        #expect(try cluster.put("/api/chat/settings", user, #"{"temperature":0.7,"maxTokens":4000}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/settings", user, #"{"temperature":0.7,"maxTokens":4000}"#)
+                .status == 200)
         let result = try cluster.get("/api/chat/settings", user)
         #expect(result.text.contains(#""temperature":0.7,"#))
         #expect(result.text.contains(#""maxTokens":4000,"#))
         #expect(result["temperature"] == .double(0.7))
         #expect(result["maxTokens"] == .int64(4000))
         #expect(result["userId"] == .string(user.id.hex))
-        for wrapper in ["$oid", "$date", "$numberInt", "$numberLong", "$numberDouble", "0.700000", "_id", "__v"] {
+        for wrapper in [
+            "$oid", "$date", "$numberInt", "$numberLong", "$numberDouble", "0.700000", "_id", "__v",
+        ] {
             #expect(!result.text.contains(wrapper), "\(wrapper)")
         }
     }
@@ -149,7 +171,8 @@ struct SettingsTests {
             "/api/chat/settings", user, #"{"defaultAgent":"\#(agent)","model":"mistral-large"}"#)
         #expect(set["defaultAgent"]?.stringValue == agent)
         #expect(set["model"]?.stringValue == "mistral-large")
-        let cleared = try cluster.put("/api/chat/settings", user, #"{"defaultAgent":null,"model":null}"#)
+        let cleared = try cluster.put(
+            "/api/chat/settings", user, #"{"defaultAgent":null,"model":null}"#)
         #expect(cleared.status == 200)
         #expect(cleared["defaultAgent"] == .null)
         #expect(cleared["model"] == .null)
@@ -163,11 +186,13 @@ struct SettingsTests {
             #"{"label":"Mine","prompt":"Do: ","category":"General","icon":"StarIcon"}"#)
         let mine = try #require(created["actionId"]?.stringValue)
         let own = try cluster.put(
-            "/api/chat/settings", owner, #"{"quickActions":{"favorites":["summarize","\#(mine)"]}}"#)
+            "/api/chat/settings", owner, #"{"quickActions":{"favorites":["summarize","\#(mine)"]}}"#
+        )
         #expect(own.status == 200)
         #expect(own.document?.value(at: "quickActions.favorites") == ["summarize", .string(mine)])
         let foreign = try cluster.put(
-            "/api/chat/settings", other, #"{"quickActions":{"favorites":["summarize","\#(mine)"]}}"#)
+            "/api/chat/settings", other, #"{"quickActions":{"favorites":["summarize","\#(mine)"]}}"#
+        )
         #expect(foreign.status == 400)
         #expect(foreign.errorFields == ["quickActions.favorites"])
         #expect(try storedCount(other) == 0)
@@ -224,7 +249,9 @@ struct SettingsTests {
                         && result["temperature"]?.doubleValue == Double(k) / 10
                         && result["maxTokens"] == .int64(Int64(100 * k))
                         && result["userId"] == .string(user.id.hex)
-                    if !ok { problems.withLock { $0.append("\(k): \(result.status) \(result.text)") } }
+                    if !ok {
+                        problems.withLock { $0.append("\(k): \(result.status) \(result.text)") }
+                    }
                 } catch {
                     problems.withLock { $0.append("\(k): \(error)") }
                 }

@@ -92,9 +92,11 @@ struct SettingsRulesTests {
             "theme": "dark", "notifications.push": true, "notifications.sms": false,
             "a.b.c": 1,
         ])
-        #expect(expanded == [
-            "theme": "dark", "notifications": ["push": true, "sms": false], "a": ["b": ["c": 1]],
-        ])
+        #expect(
+            expanded == [
+                "theme": "dark", "notifications": ["push": true, "sms": false],
+                "a": ["b": ["c": 1]],
+            ])
     }
 
     @Test func emailsArePlausibleOrRefused() {

@@ -22,7 +22,9 @@ extension Cluster {
         email: String = Cluster.uniqueEmail(), password: String = "correct horse battery",
         name: String = "Test User"
     ) throws -> Account {
-        let body = json(["email": .string(email), "name": .string(name), "password": .string(password)])
+        let body = json([
+            "email": .string(email), "name": .string(name), "password": .string(password),
+        ])
         let result = try post("/api/auth/register", nil, body)
         guard result.status == 201, let access = result["accessToken"]?.stringValue,
             let refresh = result["refreshToken"]?.stringValue,
