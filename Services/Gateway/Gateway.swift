@@ -6,12 +6,30 @@ import HTTPKit
 import RedisKit
 import Synchronization
 
+/// Answers once and records the status and the time taken.
+final class CountingResponder: @unchecked Sendable {
+    private let inner: HTTPResponder
+    private let record: @Sendable (Int, String) -> Void
+    var route = "unrouted"
+
+    init(_ inner: HTTPResponder, record: @escaping @Sendable (Int, String) -> Void) {
+        self.inner = inner
+        self.record = record
+    }
+
+    func respond(_ response: HTTPResponse) {
+        record(response.status, route)
+        inner.respond(response)
+    }
+}
+
 /// Turns each HTTP request into a command on its service's stream and answers with the reply.
 final class Gateway: @unchecked Sendable {
     let config: GatewayConfig
     let logger: Logger
     let bus: BusClient
     let jwt: JWT
+    let metrics = Metrics()
     private let probe: Mutex<RedisConnection>
 
     init(config: GatewayConfig, logger: Logger) {
@@ -20,7 +38,7 @@ final class Gateway: @unchecked Sendable {
         let address = RedisAddress(url: config.redisURL)
         bus = BusClient(
             address: address, gatewayId: config.gatewayId, logger: logger,
-            maxStreamLength: config.streamMaxLength)
+            maxBacklog: config.streamMaxBacklog)
         jwt = JWT(secret: config.jwtSecret)
         probe = Mutex(RedisConnection(address: address, timeoutMs: 1000))
     }
@@ -31,17 +49,31 @@ final class Gateway: @unchecked Sendable {
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
         case ("GET", "/readyz"):
             return responder.respond(readiness())
+        case ("GET", "/metrics"):
+            metrics.set("uc_gateway_in_flight", Double(bus.inFlight), help: "requests waiting for a reply")
+            return responder.respond(HTTPResponse(
+                status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                body: Array(metrics.render().utf8)))
         default:
             break
         }
+        let started = Timestamp.now()
+        let metrics = self.metrics
+        let counted = CountingResponder(responder) { status, route in
+            let seconds = Double(Timestamp.now().milliseconds - started.milliseconds) / 1000
+            metrics.add("uc_http_requests_total", labels: [("route", route), ("status", String(status))],
+                        help: "HTTP requests answered, by route and status")
+            metrics.observe("uc_http_request_seconds", seconds: seconds, labels: [("route", route)],
+                            help: "time from request to answer")
+        }
         do {
-            try dispatch(request, responder)
+            try dispatch(request, counted)
         } catch {
-            responder.respond(.error(error))
+            counted.respond(.error(error))
         }
     }
 
-    private func dispatch(_ request: HTTPRequest, _ responder: HTTPResponder) throws(APIError) {
+    private func dispatch(_ request: HTTPRequest, _ responder: CountingResponder) throws(APIError) {
         guard request.path.utf8.count <= 2048 else {
             throw APIError(status: 414, code: "uri_too_long", message: "the request path is too long")
         }
@@ -57,6 +89,7 @@ final class Gateway: @unchecked Sendable {
         case .found(let found, let pathParams):
             route = found
             params = pathParams
+            responder.route = found.type
         }
 
         var claims: TokenClaims?
@@ -91,7 +124,7 @@ final class Gateway: @unchecked Sendable {
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
         let command = Command(
-            id: commandId, type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
+            id: commandId, requestId: Crypto.randomHex(12), type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(config.requestTimeoutMs))
         let logger = self.logger

@@ -13,7 +13,7 @@ struct GatewayConfig {
     let httpThreads: Int
     let connectionTimeoutSeconds: Int
     let connectionLimit: Int
-    let streamMaxLength: Int
+    let streamMaxBacklog: Int
     let gatewayId: String
 
     static let developmentSecret = "universal-chat-development-secret-change-me"
@@ -30,7 +30,7 @@ struct GatewayConfig {
         httpThreads = max(1, env.int("HTTP_THREADS", 2))
         connectionTimeoutSeconds = max(1, env.int("HTTP_CONNECTION_TIMEOUT_S", 15))
         connectionLimit = max(64, env.int("HTTP_CONNECTION_LIMIT", 4000))
-        streamMaxLength = max(1000, env.int("STREAM_MAXLEN", 100_000))
+        streamMaxBacklog = max(1000, env.int("STREAM_MAX_BACKLOG", 100_000))
         gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
     }
 

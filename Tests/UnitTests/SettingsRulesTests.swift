@@ -154,7 +154,7 @@ struct ReplyFrameTests {
         let reply = Reply(
             status: 429, body: Array(#"{"a":"b\nc"}"#.utf8),
             headers: [("Retry-After", "42"), ("Bad Name", "x"), ("X-Evil", "a\r\nSet-Cookie: y")])
-        let parsed = try #require(Reply.parse(frame: reply.frame(commandId: "abc")))
+        let parsed = try #require(Reply.parse(frame: reply.frame(requestId: "abc")))
         #expect(parsed.0 == "abc")
         #expect(parsed.1.status == 429)
         #expect(parsed.1.body == reply.body)
