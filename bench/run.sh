@@ -13,7 +13,10 @@ swift build -c "$CONF" >/dev/null
 BIN=$(swift build -c "$CONF" --show-bin-path)
 WORK=$(mktemp -d /tmp/uc-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null; rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -33,11 +36,11 @@ export JWT_SECRET=bench-secret PORT=$GP RATE_LIMIT_WRITES=0
 "$BIN/gateway" 2>"$WORK/gateway.log" & GATEWAY=$!; pids+=($GATEWAY)
 "$BIN/uc-bench" floor "$FP" & pids+=($!)
 GW="http://127.0.0.1:$GP"
-until [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW/readyz")" = 200 ]; do sleep 0.2; done
-
 USER_ID=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
 export TOKEN=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub "$USER_ID")
 AUTH="Authorization: Bearer $TOKEN"
+# Only the sessions service runs here, so wait for it rather than for /readyz.
+until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$GW/api/ping")" = 200 ]; do sleep 0.2; done
 
 # wrk -> "rps p50_ms p99_ms"
 measure() { # CONNECTIONS URL [wrk args...]
@@ -103,7 +106,7 @@ for n in $SIZES; do
   first=$("$BIN/uc-bench" seed "$MONGODB_URI" "$uid" "$n" "$n")
   tok=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub "$uid")
   read -r _ LP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions" -H "Authorization: Bearer $tok")"
-  read -r _ PP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions/$first/messages?limit=50" -H "Authorization: Bearer $tok")"
+  read -r _ PP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions/$first/messages?limit=10" -H "Authorization: Bearer $tok")"
   LIST_P50[$n]=$LP50; PAGE_P50[$n]=$PP50
   row "growth: $n sessions / $n messages" "" "$LP50 / $PP50" "" "p50 list / p50 first page"
 done

@@ -17,9 +17,12 @@ struct ClusterError: Error, CustomStringConvertible {
 
 /// Every child process any cluster started, killed when the test process exits.
 private let children = Mutex<[Int32]>([])
+/// Work directories of clusters still alive, removed when the test process exits.
+private let workDirectories = Mutex<[String]>([])
 private let installExitHook: Void = {
     atexit {
         for pid in children.withLock({ $0 }) { kill(pid, SIGKILL) }
+        for path in workDirectories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
     }
 }()
 
@@ -81,6 +84,7 @@ final class Cluster: @unchecked Sendable {
         _ = installExitHook
         workDir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
+        workDirectories.withLock { $0.append(workDir.path) }
         redisPort = try Cluster.freePort()
         mongoPort = try Cluster.freePort()
         httpPort = try Cluster.freePort()
