@@ -47,6 +47,8 @@ final class Gateway: @unchecked Sendable {
     let bus: BusClient
     let jwt: JWT
     let metrics = Metrics()
+    /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
+    private let verified = Mutex<[String: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
 
     init(config: GatewayConfig, logger: Logger) {
@@ -185,8 +187,14 @@ final class Gateway: @unchecked Sendable {
             throw APIError.unauthorized()
         }
         let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
-        guard let claims = jwt.verify(token, now: Int64(Date().timeIntervalSince1970)) else {
+        let now = Int64(Date().timeIntervalSince1970)
+        if let claims = verified.withLock({ $0[token] }), claims.expiresAt > now { return claims }
+        guard let claims = jwt.verify(token, now: now) else {
             throw APIError.unauthorized("the bearer token is invalid or expired")
+        }
+        verified.withLock { cache in
+            if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+            cache[token] = claims
         }
         return claims
     }

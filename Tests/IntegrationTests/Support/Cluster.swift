@@ -84,7 +84,8 @@ final class Cluster: @unchecked Sendable {
         _ = installExitHook
         workDir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
-        workDirectories.withLock { $0.append(workDir.path) }
+        let path = workDir.path
+        workDirectories.withLock { $0.append(path) }
         redisPort = try Cluster.freePort()
         mongoPort = try Cluster.freePort()
         httpPort = try Cluster.freePort()
