@@ -160,10 +160,11 @@ final class Gateway: @unchecked Sendable {
 
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
-        let command = Command(
+        var command = Command(
             id: commandId, requestId: Crypto.randomHex(12), type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(config.requestTimeoutMs))
+        command.keyed = request.header("idempotency-key") != nil && request.method != "GET"
         let logger = self.logger
         var limit: BusClient.RateLimit?
         if let user = claims?.userId, request.method != "GET", config.writeLimit > 0 {

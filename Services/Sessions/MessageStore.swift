@@ -4,7 +4,9 @@ import MongoKit
 
 /// Messages live in `chatinteractions` in numbered buckets per conversation, each closed at a
 /// bounded size, so no conversation approaches MongoDB's document limit. Every append is an
-/// atomic conditional `$push`; no document is read, changed and written back.
+/// atomic conditional `$push`; no document is read, changed and written back. Each bucket also
+/// lists its message ids in `messageIds`, so a redelivered append is refused by the same
+/// condition (`$nin` on a plain string array, which the stand-in evaluates right).
 struct MessageStore: Sendable {
     let sessions: MongoCollection
     let interactions: MongoCollection
@@ -32,13 +34,10 @@ struct MessageStore: Sendable {
         guard
             let session = try sessions.findOne(
                 ["sessionId": .string(sessionId), "userId": .objectId(user)],
-                projection: ["agentId": 1, "sessionId": 1])
+                projection: ["agentId": 1, "sessionId": 1, "stats.messageCount": 1])
         else { throw APIError.notFound("session") }
 
         let messageId = "msg-\(command.id.prefix(24))"
-        if let existing = try find(messageId, sessionId: sessionId, user: user) {
-            return Reply(status: 201, existing)
-        }
         let now = Timestamp.now()
         var message: Document = [
             "messageId": .string(messageId), "role": .string(role ?? "user"),
@@ -46,8 +45,15 @@ struct MessageStore: Sendable {
         ]
         if tokens > 0 { message["tokens"] = .int64(tokens) }
         message["createdAt"] = .date(now)
+        let count = session.value(at: "stats.messageCount")?.intValue ?? 0
+        let target = Target(
+            sessionId: sessionId, user: user, agent: session["agentId"],
+            guess: count > 0 ? (count - 1) / Int64(SessionRules.bucketMessages) : nil)
         let size = (content ?? "").utf8.count + 256
-        try push(message, size: size, tokens: tokens, sessionId: sessionId, user: user, agent: session["agentId"], now: now)
+        if let existing = try push(message, size: size, tokens: tokens, into: target, now: now) {
+            // A redelivered append: the first delivery stored it and counted it.
+            return Reply(status: 201, existing)
+        }
 
         try sessions.updateOne(
             ["sessionId": .string(sessionId), "userId": .objectId(user)],
@@ -60,68 +66,94 @@ struct MessageStore: Sendable {
         return Reply(status: 201, reply)
     }
 
-    /// Pushes into the newest open bucket, or opens the next one; retried when racing.
-    private func push(
-        _ message: Document, size: Int, tokens: Int64, sessionId: String, user: ObjectId, agent: Value?,
-        now: Timestamp
-    ) throws {
+    /// Where a message goes: the conversation and a guess of its newest bucket.
+    struct Target {
+        let sessionId: String
+        let user: ObjectId
+        let agent: Value?
+        let guess: Int64?
+    }
+
+    /// Pushes into the newest open bucket (first trying the one the session's count points
+    /// at), or opens the next one; retried when racing. Returns the stored message instead when
+    /// this message id is already there.
+    private func push(_ message: Document, size: Int, tokens: Int64, into target: Target, now: Timestamp) throws
+        -> Document?
+    {
         let messageId = message["messageId"] ?? .null
+        var candidate = target.guess
         for _ in 0..<20 {
-            let newest = try interactions.findOne(
-                ["conversationId": .string(sessionId)], sort: ["bucket": -1], projection: ["bucket": 1])
-            let bucket = newest?["bucket"]?.intValue
-            if let bucket {
+            if let bucket = candidate {
                 let result = try interactions.updateOne(
                     [
-                        "conversationId": .string(sessionId), "bucket": .int64(bucket),
+                        "conversationId": .string(target.sessionId), "bucket": .int64(bucket),
                         "metrics.turnCount": ["$lt": .int64(Int64(SessionRules.bucketMessages))],
                         "metrics.contentBytes": ["$lte": .int64(Int64(SessionRules.bucketBytes - size))],
-                        "messages.messageId": ["$nin": [messageId]],
+                        "messageIds": ["$nin": [messageId]],
                     ],
                     [
-                        "$push": ["messages": .document(message)],
+                        "$push": ["messages": .document(message), "messageIds": messageId],
                         "$inc": [
                             "metrics.turnCount": 1, "metrics.totalTokens": .int64(tokens),
                             "metrics.contentBytes": .int64(Int64(size)),
                         ],
                         "$set": ["updatedAt": .date(now)],
                     ])
-                if result.matched > 0 { return }
+                if result.matched > 0 { return nil }
+                if let existing = try find(
+                    messageId.stringValue ?? "", sessionId: target.sessionId, user: target.user)
+                {
+                    return existing
+                }
             }
-            var doc: Document = [
-                "_id": .objectId(ObjectId()), "conversationId": .string(sessionId),
-                "bucket": .int64((bucket ?? -1) + 1), "userId": .objectId(user),
-            ]
-            if let agent, !agent.isNull { doc["agentId"] = agent }
-            doc["channel"] = "web"
-            doc["language"] = "en"
-            doc["messages"] = [.document(message)]
-            doc["summary"] = ["keywords": [], "actionItems": []]
-            doc["metrics"] = [
-                "totalTokens": .int64(tokens), "durationMs": 0, "turnCount": 1,
-                "contentBytes": .int64(Int64(size)),
-            ]
-            doc["status"] = "active"
-            doc["metadata"] = ["tags": [], "priority": "medium"]
-            doc["startedAt"] = .date(now)
-            doc["createdAt"] = .date(now)
-            doc["updatedAt"] = .date(now)
+            let newest = try interactions.findOne(
+                ["conversationId": .string(target.sessionId)], sort: ["bucket": -1], projection: ["bucket": 1])
+            let newestNumber = newest?["bucket"]?.intValue
+            if let newestNumber, newestNumber != candidate {
+                candidate = newestNumber
+                continue
+            }
+            let next = (newestNumber ?? -1) + 1
             do {
-                try interactions.insertOne(doc)
-                return
+                try interactions.insertOne(bucketDocument(next, message, size: size, tokens: tokens, target, now))
+                return nil
             } catch {
-                if error.kind == .duplicateKey { continue }
-                throw error
+                if error.kind != .duplicateKey { throw error }
+                candidate = next
             }
         }
         throw APIError.unavailable("the conversation is too busy; try again")
+    }
+
+    private func bucketDocument(
+        _ number: Int64, _ message: Document, size: Int, tokens: Int64, _ target: Target, _ now: Timestamp
+    ) -> Document {
+        var doc: Document = [
+            "_id": .objectId(ObjectId()), "conversationId": .string(target.sessionId),
+            "bucket": .int64(number), "userId": .objectId(target.user),
+        ]
+        if let agent = target.agent, !agent.isNull { doc["agentId"] = agent }
+        doc["channel"] = "web"
+        doc["language"] = "en"
+        doc["messages"] = [.document(message)]
+        doc["messageIds"] = [message["messageId"] ?? .null]
+        doc["summary"] = ["keywords": [], "actionItems": []]
+        doc["metrics"] = [
+            "totalTokens": .int64(tokens), "durationMs": 0, "turnCount": 1, "contentBytes": .int64(Int64(size)),
+        ]
+        doc["status"] = "active"
+        doc["metadata"] = ["tags": [], "priority": "medium"]
+        doc["startedAt"] = .date(now)
+        doc["createdAt"] = .date(now)
+        doc["updatedAt"] = .date(now)
+        return doc
     }
 
     private func find(_ messageId: String, sessionId: String, user: ObjectId) throws -> Document? {
         guard
             let bucket = try interactions.findOne([
                 "conversationId": .string(sessionId), "userId": .objectId(user),
-                "messages.messageId": .string(messageId),
+                "messageIds": .string(messageId),
             ])
         else { return nil }
         let found = bucket["messages"]?.arrayValue?.first { $0.documentValue?["messageId"]?.stringValue == messageId }
@@ -164,9 +196,6 @@ struct MessageStore: Sendable {
             bucket = b
             offset = o
         }
-        guard try sessions.exists(["sessionId": .string(sessionId), "userId": .objectId(user)]) else {
-            throw APIError.notFound("session")
-        }
         var items: [Value] = []
         var next: Value = .null
         var scanFrom = bucket
@@ -199,6 +228,10 @@ struct MessageStore: Sendable {
                 "conversationId": .string(sessionId), "bucket": ["$gte": .int64(scanFrom)],
             ])
             if more { next = .string(PageCursor.encode([String(scanFrom), "0"])) }
+        }
+        // Buckets carry the owner, so only an empty page needs the session to tell 404 apart.
+        if items.isEmpty, !(try sessions.exists(["sessionId": .string(sessionId), "userId": .objectId(user)])) {
+            throw APIError.notFound("session")
         }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }

@@ -41,12 +41,12 @@ let runner = ServiceRunner(
     handlers: [
         "ping": Handler(mutating: false) { _ in Reply(status: 200, ["pong": true]) },
         "sessions.list": Handler(mutating: false, handlers.list),
-        "sessions.create": Handler(mutating: true, handlers.create),
+        "sessions.create": Handler(mutating: true, idempotent: true, handlers.create),
         "sessions.get": Handler(mutating: false, handlers.get),
-        "sessions.update": Handler(mutating: true, handlers.update),
+        "sessions.update": Handler(mutating: true, idempotent: true, handlers.update),
         "sessions.delete": Handler(mutating: true, handlers.delete),
         "messages.list": Handler(mutating: false, messages.list),
-        "messages.append": Handler(mutating: true, messages.append),
+        "messages.append": Handler(mutating: true, idempotent: true, messages.append),
     ])
 runner.run()
 exit(0)

@@ -25,6 +25,8 @@ public struct Command: Sendable {
     public let body: [UInt8]
     public let replyKey: String
     public let deadline: Int64
+    /// True when the client sent an `Idempotency-Key` (the id is then derived from it).
+    public var keyed = false
     public var streamId: String = ""
 
     public init(
@@ -50,7 +52,7 @@ public struct Command: Sendable {
             "user", RedisArgument(userId?.hex ?? ""), "role", RedisArgument(role),
             "params", RedisArgument(JSONWriter.bytes(.document(paramsDoc))),
             "body", RedisArgument(body), "reply", RedisArgument(replyKey),
-            "deadline", RedisArgument(deadline),
+            "deadline", RedisArgument(deadline), "keyed", keyed ? "1" : "0",
         ]
     }
 
@@ -75,6 +77,7 @@ public struct Command: Sendable {
             role: text("role") ?? "user", params: params, body: map["body"] ?? [],
             replyKey: reply, deadline: deadline)
         self.streamId = streamId
+        self.keyed = text("keyed") == "1"
     }
 
     /// The caller's id; commands on authenticated routes always carry one.

@@ -38,13 +38,20 @@ public struct BusConfig: Sendable {
     }
 }
 
-/// A command handler: `mutating` ones go through the ledger so their effect happens once.
+/// A command handler. `mutating` ones go through the ledger so their effect happens once and a
+/// retry gets the first reply. Handlers that are `idempotent` by construction (ids derived from
+/// the command id, conditional writes) skip the ledger unless the client sent an
+/// `Idempotency-Key`, which needs the ledger to tell a retry from another body (422).
 public struct Handler: Sendable {
     public let mutating: Bool
+    public let idempotent: Bool
     public let run: @Sendable (Command) throws -> Reply
 
-    public init(mutating: Bool, _ run: @escaping @Sendable (Command) throws -> Reply) {
+    public init(
+        mutating: Bool, idempotent: Bool = false, _ run: @escaping @Sendable (Command) throws -> Reply
+    ) {
         self.mutating = mutating
+        self.idempotent = idempotent
         self.run = run
     }
 }
@@ -422,7 +429,9 @@ public final class ServiceRunner: @unchecked Sendable {
         guard let handler = handlers[command.type] else {
             return Reply(APIError.notFound("route"))
         }
-        guard handler.mutating, let ledger else { return execute(handler, command) }
+        guard handler.mutating, let ledger, command.keyed || !handler.idempotent else {
+            return execute(handler, command)
+        }
         do {
             switch try ledger.begin(command, consumer: config.consumer) {
             case .fresh:
