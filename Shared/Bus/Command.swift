@@ -105,9 +105,20 @@ public struct Reply: Sendable {
         self.init(status: error.status, body: error.body)
     }
 
-    /// `<command id>\n<status>\n<body>`: what travels on the reply key.
+    /// `<command id>\n<status>\n<body>`: what travels on the reply key. With headers the status
+    /// line says how many follow, one `Name: value` per line, before the body:
+    /// `<command id>\n<status> <n>\n<header 1>\n...<header n>\n<body>`. The body may be any bytes.
     public func frame(commandId: String) -> [UInt8] {
-        var bytes = Array("\(commandId)\n\(status)\n".utf8)
+        let safe = headers.filter { name, value in
+            !name.isEmpty && !name.contains(":")
+                && !"\(name)\(value)".contains(where: { $0 == "\n" || $0 == "\r" })
+        }
+        var head = "\(commandId)\n\(status)"
+        if !safe.isEmpty {
+            head += " \(safe.count)"
+            for (name, value) in safe { head += "\n\(name): \(value)" }
+        }
+        var bytes = Array("\(head)\n".utf8)
         bytes.append(contentsOf: body)
         return bytes
     }
@@ -115,11 +126,24 @@ public struct Reply: Sendable {
     /// Splits a frame into the command id and the reply.
     public static func parse(frame: [UInt8]) -> (String, Reply)? {
         guard let first = frame.firstIndex(of: 0x0A) else { return nil }
-        let rest = frame[(first + 1)...]
-        guard let second = rest.firstIndex(of: 0x0A),
-            let status = Int(String(decoding: rest[rest.startIndex..<second], as: UTF8.self))
-        else { return nil }
+        var rest = frame[(first + 1)...]
+        guard let second = rest.firstIndex(of: 0x0A) else { return nil }
+        let statusLine = String(decoding: rest[rest.startIndex..<second], as: UTF8.self)
+        let parts = statusLine.split(separator: " ")
+        guard let status = parts.first.flatMap({ Int($0) }), parts.count <= 2 else { return nil }
+        let headerCount = parts.count == 2 ? Int(parts[1]) ?? -1 : 0
+        guard headerCount >= 0 else { return nil }
+        rest = rest[(second + 1)...]
+        var headers: [(String, String)] = []
+        for _ in 0..<headerCount {
+            guard let end = rest.firstIndex(of: 0x0A) else { return nil }
+            let line = String(decoding: rest[rest.startIndex..<end], as: UTF8.self)
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let value = line[line.index(after: colon)...].drop(while: { $0 == " " })
+            headers.append((String(line[..<colon]), String(value)))
+            rest = rest[(end + 1)...]
+        }
         let id = String(decoding: frame[..<first], as: UTF8.self)
-        return (id, Reply(status: status, body: Array(frame[(second + 1)...])))
+        return (id, Reply(status: status, body: Array(rest), headers: headers))
     }
 }
