@@ -128,7 +128,7 @@ struct FileHandlers: Sendable {
             "metadata": .document(metadata), "createdAt": .date(now), "updatedAt": .date(now),
         ]
         do {
-            try store.insert(doc, projectId: projectId, user: user, size: measured.size, now: now)
+            try store.insert(doc, projectId: projectId, user: user, size: measured.size)
         } catch let error as MongoError where error.kind == .duplicateKey {
             if let existing = try files.findOne(
                 ["fileId": .string(fileId), "userId": .objectId(user)], projection: CanvasRules.fileOutput)
@@ -167,8 +167,7 @@ struct FileHandlers: Sendable {
         let projectId = current["projectId"]?.stringValue ?? ""
         try ProjectHandlers.requireActive(try ProjectHandlers.owned(projects, projectId, user))
 
-        let now = Timestamp.now()
-        var set: Document = ["updatedAt": .date(now)]
+        var set = Document()
         if let path = fields.path {
             set["path"] = .string(path)
             set["name"] = .string(CanvasPath.name(of: path))
@@ -184,7 +183,7 @@ struct FileHandlers: Sendable {
             guard
                 let updated = try store.update(
                     ["fileId": .string(fileId), "userId": .objectId(user)], set: set,
-                    newSize: fields.measured?.size, projectId: projectId, user: user, now: now)
+                    newSize: fields.measured?.size, projectId: projectId, user: user)
             else { throw APIError.notFound("file") }
             return Reply(status: 200, updated)
         } catch let error as MongoError where error.kind == .duplicateKey {

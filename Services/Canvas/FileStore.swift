@@ -18,21 +18,23 @@ struct FileStore: Sendable {
         return (Int64(bytes.count), Crypto.sha256Hex(bytes))
     }
 
-    /// Adds to the project's totals and moves `lastModified` and `updatedAt` forward.
-    func bump(_ projectId: String, _ user: ObjectId, files count: Int64, bytes: Int64, now: Timestamp)
-        throws(MongoError)
-    {
+    /// Dates written by updates come from `$currentDate`: the MongoDB stand-in stores a date
+    /// given to `$set` at a top-level or dotted path as a string, and ignores `$max` on dates.
+    static let touch: Value = ["stats.lastModified": true, "updatedAt": true]
+
+    /// Adds to the project's totals and moves `lastModified` and `updatedAt` to now.
+    func bump(_ projectId: String, _ user: ObjectId, files count: Int64, bytes: Int64) throws(MongoError) {
         try projects.updateOne(
             ["projectId": .string(projectId), "userId": .objectId(user)],
             [
                 "$inc": ["stats.filesGenerated": .int64(count), "stats.totalSize": .int64(bytes)],
-                "$max": ["stats.lastModified": .date(now), "updatedAt": .date(now)],
+                "$currentDate": FileStore.touch,
             ])
     }
 
     /// Inserts a new file document, counting it first so the per-project cap holds under
     /// concurrency; the count is given back when the insert fails.
-    func insert(_ doc: Document, projectId: String, user: ObjectId, size: Int64, now: Timestamp) throws {
+    func insert(_ doc: Document, projectId: String, user: ObjectId, size: Int64) throws {
         let reserved = try projects.updateOne(
             [
                 "projectId": .string(projectId), "userId": .objectId(user),
@@ -40,7 +42,7 @@ struct FileStore: Sendable {
             ],
             [
                 "$inc": ["stats.filesGenerated": 1, "stats.totalSize": .int64(size)],
-                "$max": ["stats.lastModified": .date(now), "updatedAt": .date(now)],
+                "$currentDate": FileStore.touch,
             ])
         guard reserved.matched > 0 else {
             guard try projects.count(["projectId": .string(projectId), "userId": .objectId(user)]) > 0 else {
@@ -51,26 +53,24 @@ struct FileStore: Sendable {
         do {
             try files.insertOne(doc)
         } catch {
-            try? bump(projectId, user, files: -1, bytes: -size, now: now)
+            try? bump(projectId, user, files: -1, bytes: -size)
             throw error
         }
     }
 
-    /// Replaces fields of one file and adjusts the totals by the size change; returns the
-    /// file after the change, or nil when no file matched.
-    func update(_ filter: Document, set: Document, newSize: Int64?, projectId: String, user: ObjectId, now: Timestamp)
+    /// Replaces fields of one file (`updatedAt` becomes now) and adjusts the totals by the size
+    /// change; returns the file after the change, or nil when no file matched.
+    func update(_ filter: Document, set: Document, newSize: Int64?, projectId: String, user: ObjectId)
         throws -> Document?
     {
+        var change: Document = ["$currentDate": ["updatedAt": true]]
+        if !set.isEmpty { change["$set"] = .document(set) }
         guard
             let before = try files.findOneAndUpdate(
-                filter, ["$set": .document(set)], returnNew: false, projection: ["size": 1, "fileId": 1])
+                filter, change, returnNew: false, projection: ["size": 1, "fileId": 1])
         else { return nil }
-        if let newSize {
-            let delta = newSize - (before["size"]?.intValue ?? 0)
-            try bump(projectId, user, files: 0, bytes: delta, now: now)
-        } else {
-            try bump(projectId, user, files: 0, bytes: 0, now: now)
-        }
+        let delta = newSize.map { $0 - (before["size"]?.intValue ?? 0) } ?? 0
+        try bump(projectId, user, files: 0, bytes: delta)
         guard let fileId = before["fileId"] else { return nil }
         return try files.findOne(["fileId": fileId], projection: CanvasRules.fileOutput)
     }
@@ -90,7 +90,7 @@ struct FileStore: Sendable {
             ])
             guard removed > 0 else { continue }
             let projectId = current["projectId"]?.stringValue ?? ""
-            try bump(projectId, user, files: -1, bytes: -size, now: Timestamp.now())
+            try bump(projectId, user, files: -1, bytes: -size)
             return current
         }
         throw APIError.unavailable("the file is changing too fast; try again")
@@ -107,12 +107,11 @@ struct FileStore: Sendable {
             let set: Document = [
                 "name": .string(file.name), "type": .string(file.type), "content": .string(file.content),
                 "size": .int64(size), "checksum": .string(checksum), "metadata": .document(file.metadata),
-                "updatedAt": .date(now),
             ]
             let filter: Document = [
                 "projectId": .string(projectId), "userId": .objectId(user), "path": .string(file.path),
             ]
-            if try update(filter, set: set, newSize: size, projectId: projectId, user: user, now: now) != nil {
+            if try update(filter, set: set, newSize: size, projectId: projectId, user: user) != nil {
                 return size
             }
             let doc: Document = [
@@ -123,7 +122,7 @@ struct FileStore: Sendable {
                 "createdAt": .date(now), "updatedAt": .date(now),
             ]
             do {
-                try insert(doc, projectId: projectId, user: user, size: size, now: now)
+                try insert(doc, projectId: projectId, user: user, size: size)
                 return size
             } catch let error as MongoError where error.kind == .duplicateKey {
                 // Another writer made this path (or this id) first: write over it instead.

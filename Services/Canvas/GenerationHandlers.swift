@@ -118,7 +118,8 @@ struct GenerationHandlers: Sendable {
 
     func findHistory(_ historyId: String, user: ObjectId) throws(MongoError) -> Document? {
         try history.findOne(
-            ["historyId": .string(historyId), "userId": .objectId(user)], projection: CanvasRules.historyOutput)
+            ["historyId": .string(historyId), "userId": .objectId(user)], projection: CanvasRules.historyOutput
+        ).map(CanvasRules.historyView)
     }
 
     func get(_ command: Command) throws -> Reply {
@@ -165,7 +166,8 @@ struct GenerationHandlers: Sendable {
                 next = .string(PageCursor.encode([String(at.milliseconds), id]))
             }
         }
-        return Reply(status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
+        let items = page.map { Value.document(CanvasRules.historyView($0)) }
+        return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }
 
     /// Restores the project's files to how they were after a completed generation (or, with

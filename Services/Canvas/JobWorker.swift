@@ -209,13 +209,15 @@ final class JobWorker: @unchecked Sendable {
                     ],
                 ],
                 [
+                    // `run` is set whole: the stand-in keeps dates only inside a set document.
                     "$set": [
-                        "run.owner": .string(consumer), "run.instance": .string(instance),
-                        "run.startedAt": .date(now),
-                        "run.leaseUntil": .date(Timestamp(milliseconds: now.milliseconds + Int64(config.jobLeaseMs))),
-                        "updatedAt": .date(now),
+                        "run": [
+                            "owner": .string(consumer), "instance": .string(instance), "startedAt": .date(now),
+                            "leaseUntil": .date(Timestamp(milliseconds: now.milliseconds + Int64(config.jobLeaseMs))),
+                        ]
                     ],
-                    "$inc": ["run.attempts": 1],
+                    "$inc": ["runCount": 1],
+                    "$currentDate": ["updatedAt": true],
                 ])
         } catch {
             logger.warning("cannot claim a job", [.request: historyId, .error: error.description])
@@ -233,8 +235,7 @@ final class JobWorker: @unchecked Sendable {
             // The database failed us: hand the job back for a later attempt.
             logger.warning("job interrupted; will retry", [.request: historyId, .error: "\(error)"])
             _ = try? history.updateOne(
-                ["historyId": .string(historyId), "run.instance": .string(instance)],
-                ["$set": ["run.leaseUntil": .date(Timestamp(milliseconds: 0))]])
+                ["historyId": .string(historyId), "run.instance": .string(instance)], ["$unset": ["run": ""]])
             return false
         }
     }
@@ -246,7 +247,7 @@ final class JobWorker: @unchecked Sendable {
         guard let user = entry["userId"]?.objectIdValue else {
             return try finish(entry, error: "the job names no user", startedAt: startedAt)
         }
-        let attempts = entry.value(at: "run.attempts")?.intValue ?? 1
+        let attempts = entry["runCount"]?.intValue ?? 1
         guard attempts <= Int64(config.jobMaxAttempts) else {
             return try finish(
                 entry, error: "gave up after \(config.jobMaxAttempts) interrupted runs", startedAt: startedAt)
@@ -328,7 +329,6 @@ final class JobWorker: @unchecked Sendable {
                 "duration": .int64(now.milliseconds - startedAt.milliseconds),
             ],
             "error": error.map { .string(String($0.prefix(1000))) } ?? .null,
-            "updatedAt": .date(now),
         ]
         if let generation {
             set["metadata.provider"] = .string(generation.provider)
@@ -341,7 +341,7 @@ final class JobWorker: @unchecked Sendable {
         }
         let result = try history.updateOne(
             ["historyId": .string(historyId), "status": "pending", "run.instance": .string(instance)],
-            ["$set": .document(set)])
+            ["$set": .document(set), "$currentDate": ["updatedAt": true]])
         if result.matched > 0 {
             lock.release(entry["projectId"]?.stringValue ?? "", holder: historyId)
         }
@@ -367,9 +367,10 @@ final class JobWorker: @unchecked Sendable {
                 ],
                 [
                     "$set": [
-                        "status": "failed", "updatedAt": .date(now),
+                        "status": "failed",
                         "error": .string("the job did not finish within \(config.jobMaxAgeMs / 1000) s"),
-                    ]
+                    ],
+                    "$currentDate": ["updatedAt": true],
                 ])
             if (failed?.matched ?? 0) > 0 {
                 logger.warning("failed a stale job", [.request: historyId])

@@ -25,7 +25,7 @@ struct ProjectHandlers: Sendable {
             let project = try projects.findOne(
                 ["projectId": .string(projectId), "userId": .objectId(user)], projection: CanvasRules.projectOutput)
         else { throw APIError.notFound("project") }
-        return project
+        return CanvasRules.projectView(project)
     }
 
     /// Archived and deleted projects are read-only until set back to `active`.
@@ -110,17 +110,19 @@ struct ProjectHandlers: Sendable {
         let settings = ProjectHandlers.validateSettings(&check)
         try check.check()
 
-        var set: Document = ["updatedAt": .date(Timestamp.now())]
+        var set = Document()
         if let name { set["name"] = .string(name) }
         if let description { set["description"] = .string(description) }
         if let status { set["status"] = .string(status) }
         for pair in settings.pairs { set["settings.\(pair.key)"] = pair.value }
+        var change: Document = ["$currentDate": ["updatedAt": true]]
+        if !set.isEmpty { change["$set"] = .document(set) }
         guard
             let updated = try projects.findOneAndUpdate(
-                ["projectId": .string(projectId), "userId": .objectId(user)], ["$set": .document(set)],
+                ["projectId": .string(projectId), "userId": .objectId(user)], change,
                 projection: CanvasRules.projectOutput)
         else { throw APIError.notFound("project") }
-        return Reply(status: 200, updated)
+        return Reply(status: 200, CanvasRules.projectView(updated))
     }
 
     /// Removes the project, then its files, history, versions and stored contents.
@@ -189,7 +191,8 @@ struct ProjectHandlers: Sendable {
                 next = .string(PageCursor.encode([String(at.milliseconds), id]))
             }
         }
-        return Reply(status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
+        let items = page.map { Value.document(CanvasRules.projectView($0)) }
+        return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }
 
     /// The project's files as a zip archive (`Content-Type: application/zip`), paths as stored

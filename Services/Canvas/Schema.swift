@@ -21,7 +21,27 @@ enum CanvasRules {
     static let projectOutput: Document = ["_id": 0, "lock": 0]
     static let fileOutput: Document = ["_id": 0]
     static let fileListOutput: Document = ["_id": 0, "content": 0]
-    static let historyOutput: Document = ["_id": 0, "run": 0]
+    static let historyOutput: Document = ["_id": 0, "run": 0, "runCount": 0]
+
+    /// A project as the API shows it. The stand-in may hand back a bool it stored through
+    /// `$set` as 0 or 1; the API always answers booleans.
+    static func projectView(_ project: Document) -> Document {
+        booleans(project, at: ["responsive", "animations"], under: "settings")
+    }
+
+    static func historyView(_ entry: Document) -> Document {
+        booleans(entry, at: ["tokensEstimated"], under: "metadata")
+    }
+
+    private static func booleans(_ doc: Document, at keys: [String], under parent: String) -> Document {
+        guard var inner = doc[parent]?.documentValue else { return doc }
+        for key in keys {
+            if let flag = inner[key]?.boolValue { inner[key] = .bool(flag) }
+        }
+        var copy = doc
+        copy[parent] = .document(inner)
+        return copy
+    }
 
     static let projects = CollectionSpec(
         "chat_canvas_projects",

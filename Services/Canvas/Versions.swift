@@ -49,15 +49,14 @@ struct Versions: Sendable {
 
     /// Records the manifests of one generation (again, harmlessly, when a job is re-run).
     func save(historyId: String, projectId: String, user: ObjectId, before: [Value], after: [Value]) throws {
-        let now = Timestamp.now()
         try versions.updateOne(
             ["historyId": .string(historyId)],
             [
                 "$set": [
                     "projectId": .string(projectId), "userId": .objectId(user), "before": .array(before),
-                    "after": .array(after), "updatedAt": .date(now),
+                    "after": .array(after),
                 ],
-                "$setOnInsert": ["createdAt": .date(now)],
+                "$currentDate": ["updatedAt": true],
             ], upsert: true)
     }
 
