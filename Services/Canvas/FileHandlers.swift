@@ -166,6 +166,16 @@ struct FileHandlers: Sendable {
         else { throw APIError.notFound("file") }
         let projectId = current["projectId"]?.stringValue ?? ""
         try ProjectHandlers.requireActive(try ProjectHandlers.owned(projects, projectId, user))
+        let taken = APIError(
+            status: 409, code: "conflict", message: "the project already has a file at \(fields.path ?? "")",
+            details: [FieldError("path", "is taken in this project")])
+        if let path = fields.path,
+            try files.findOne(
+                ["projectId": .string(projectId), "path": .string(path), "fileId": ["$ne": .string(fileId)]],
+                projection: ["_id": 1]) != nil
+        {
+            throw taken
+        }
 
         var set = Document()
         if let path = fields.path {
@@ -180,16 +190,18 @@ struct FileHandlers: Sendable {
         }
         for pair in fields.metadata.pairs { set["metadata.\(pair.key)"] = pair.value }
         do {
+            let owner: Document = ["fileId": .string(fileId), "userId": .objectId(user)]
             guard
                 let updated = try store.update(
-                    ["fileId": .string(fileId), "userId": .objectId(user)], set: set,
-                    newSize: fields.measured?.size, projectId: projectId, user: user)
-            else { throw APIError.notFound("file") }
+                    owner, set: set, newSize: fields.measured?.size, projectId: projectId, user: user)
+            else {
+                // The stand-in's findAndModify answers "no document" for a duplicate key.
+                if fields.path != nil, try files.findOne(owner, projection: ["_id": 1]) != nil { throw taken }
+                throw APIError.notFound("file")
+            }
             return Reply(status: 200, updated)
         } catch let error as MongoError where error.kind == .duplicateKey {
-            throw APIError(
-                status: 409, code: "conflict", message: "the project already has a file at \(fields.path ?? "")",
-                details: [FieldError("path", "is taken in this project")])
+            throw taken
         }
     }
 

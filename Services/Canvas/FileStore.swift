@@ -45,7 +45,8 @@ struct FileStore: Sendable {
                 "$currentDate": FileStore.touch,
             ])
         guard reserved.matched > 0 else {
-            guard try projects.count(["projectId": .string(projectId), "userId": .objectId(user)]) > 0 else {
+            let owner: Document = ["projectId": .string(projectId), "userId": .objectId(user)]
+            guard try projects.findOne(owner, projection: ["_id": 1]) != nil else {
                 throw APIError.notFound("project")
             }
             throw APIError.conflict("the project already holds the maximum of \(maxProjectFiles) files")

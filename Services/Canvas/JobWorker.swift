@@ -309,9 +309,9 @@ final class JobWorker: @unchecked Sendable {
 
     /// False when another run took the job over (this run's lease expired).
     private func stillOurs(_ historyId: String) throws -> Bool {
-        try history.count([
-            "historyId": .string(historyId), "status": "pending", "run.instance": .string(instance),
-        ]) > 0
+        try history.findOne(
+            ["historyId": .string(historyId), "status": "pending", "run.instance": .string(instance)],
+            projection: ["_id": 1]) != nil
     }
 
     /// Ends the entry `completed` (no error) or `failed`, if this run still holds it, and frees

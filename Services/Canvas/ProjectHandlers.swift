@@ -132,7 +132,10 @@ struct ProjectHandlers: Sendable {
         let owner: Document = ["projectId": .string(projectId), "userId": .objectId(user)]
         let removed = try projects.deleteOne(owner)
         // Also clean up after a delete that stopped halfway (the project gone, files left).
-        if removed == 0, try files.count(owner) == 0, try history.count(owner) == 0 {
+        // (Existence by findOne: the stand-in's `count` command fails on ObjectId values.)
+        if removed == 0, try files.findOne(owner, projection: ["_id": 1]) == nil,
+            try history.findOne(owner, projection: ["_id": 1]) == nil
+        {
             throw APIError.notFound("project")
         }
         let fileCount = try files.deleteMany(owner)
