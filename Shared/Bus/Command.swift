@@ -111,7 +111,7 @@ public struct Reply: Sendable {
     public func frame(commandId: String) -> [UInt8] {
         let safe = headers.filter { name, value in
             !name.isEmpty && !name.contains(":")
-                && !"\(name)\(value)".contains(where: { $0 == "\n" || $0 == "\r" })
+                && !"\(name)\(value)".utf8.contains(where: { $0 == 0x0A || $0 == 0x0D })
         }
         var head = "\(commandId)\n\(status)"
         if !safe.isEmpty {

@@ -173,7 +173,7 @@ final class CurlEasy {
     func perform(_ call: HTTPCall, receiver: Receiver) -> CURLcode {
         for (name, value) in call.headers {
             // A header with a line break could smuggle another header: drop it.
-            guard !"\(name)\(value)".contains(where: { $0 == "\r" || $0 == "\n" }) else { continue }
+            guard !"\(name)\(value)".utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { continue }
             headerList = curl_slist_append(headerList, "\(name): \(value)")
         }
         headerList = curl_slist_append(headerList, "Expect:")
