@@ -35,13 +35,15 @@ struct CanvasConfig: Sendable {
         maxExportBytes = max(1, env.int("MAX_EXPORT_BYTES", 64 << 20))
         defaultProvider = env.string("CANVAS_PROVIDER", "template")
         providers = CanvasProviders(
-            env, limits: CanvasLimits(maxFileBytes: maxFileBytes, maxFiles: min(200, maxProjectFiles)))
+            env,
+            limits: CanvasLimits(maxFileBytes: maxFileBytes, maxFiles: min(200, maxProjectFiles)))
         jobStream = env.string("CANVAS_JOB_STREAM", "uc:jobs:canvas")
         jobWorkers = max(1, env.int("CANVAS_JOB_WORKERS", 2))
         jobClaimIdleMs = max(1000, env.int("CANVAS_JOB_CLAIM_IDLE_MS", 30_000))
         jobMaxAttempts = max(1, env.int("CANVAS_JOB_MAX_ATTEMPTS", 3))
         jobLeaseMs = providers.worstCaseMs + 30_000
-        jobMaxAgeMs = max(10_000, env.int("CANVAS_JOB_MAX_AGE_MS", max(15 * 60_000, 2 * jobLeaseMs)))
+        jobMaxAgeMs = max(
+            10_000, env.int("CANVAS_JOB_MAX_AGE_MS", max(15 * 60_000, 2 * jobLeaseMs)))
     }
 
     /// For the start-up log line; keys are masked.

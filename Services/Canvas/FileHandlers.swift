@@ -15,7 +15,9 @@ struct FileHandlers: Sendable {
     static let creatable: Set<String> = [
         "projectId", "path", "name", "type", "content", "metadata", "size", "checksum",
     ]
-    static let updatable: Set<String> = ["path", "name", "type", "content", "metadata", "size", "checksum"]
+    static let updatable: Set<String> = [
+        "path", "name", "type", "content", "metadata", "size", "checksum",
+    ]
     static let metadataFields: Set<String> = ["language", "framework", "dependencies"]
 
     struct Fields {
@@ -53,14 +55,17 @@ struct FileHandlers: Sendable {
             guard content.utf8.count <= config.maxFileBytes else {
                 throw APIError(
                     status: 413, code: "payload_too_large",
-                    message: "content is \(content.utf8.count) bytes; files are limited to \(config.maxFileBytes)",
-                    details: [FieldError("content", "must be at most \(config.maxFileBytes) bytes")])
+                    message:
+                        "content is \(content.utf8.count) bytes; files are limited to \(config.maxFileBytes)",
+                    details: [FieldError("content", "must be at most \(config.maxFileBytes) bytes")]
+                )
             }
             fields.content = content
             fields.measured = FileStore.measure(content)
         }
         if let metadata = check.document("metadata") {
-            var inner = Validator(metadata, allowed: FileHandlers.metadataFields, prefix: "metadata")
+            var inner = Validator(
+                metadata, allowed: FileHandlers.metadataFields, prefix: "metadata")
             if let language = inner.string("language", maxLength: CanvasRules.metadataTextMax) {
                 fields.metadata["language"] = .string(language)
             }
@@ -68,7 +73,8 @@ struct FileHandlers: Sendable {
                 fields.metadata["framework"] = .string(framework)
             }
             if let deps = inner.stringArray(
-                "dependencies", maxItems: CanvasRules.dependenciesMax, maxLength: CanvasRules.dependencyMax)
+                "dependencies", maxItems: CanvasRules.dependenciesMax,
+                maxLength: CanvasRules.dependencyMax)
             {
                 fields.metadata["dependencies"] = .array(deps.map { .string($0) })
             }
@@ -77,7 +83,9 @@ struct FileHandlers: Sendable {
         // The client's size and checksum are checked against the content, never stored.
         if let size = check.integer("size", min: 0, max: Int64.max) {
             if let measured = fields.measured {
-                if size != measured.size { check.fail("size", "must be \(measured.size), the content's bytes") }
+                if size != measured.size {
+                    check.fail("size", "must be \(measured.size), the content's bytes")
+                }
             } else {
                 check.fail("size", "is only accepted with content")
             }
@@ -103,11 +111,14 @@ struct FileHandlers: Sendable {
         _ = check.string("path", required: true)
         try check.check()
         let fields = try validate(body, allowed: FileHandlers.creatable)
-        guard let projectId, let path = fields.path else { throw APIError.invalid("path", "is required") }
+        guard let projectId, let path = fields.path else {
+            throw APIError.invalid("path", "is required")
+        }
 
         let fileId = "file-\(command.id.prefix(24))"
         if let existing = try files.findOne(
-            ["fileId": .string(fileId), "userId": .objectId(user)], projection: CanvasRules.fileOutput)
+            ["fileId": .string(fileId), "userId": .objectId(user)],
+            projection: CanvasRules.fileOutput)
         {
             return Reply(status: 201, existing)
         }
@@ -121,9 +132,11 @@ struct FileHandlers: Sendable {
         for pair in fields.metadata.pairs { metadata[pair.key] = pair.value }
         let now = Timestamp.now()
         let doc: Document = [
-            "_id": .objectId(ObjectId()), "fileId": .string(fileId), "projectId": .string(projectId),
+            "_id": .objectId(ObjectId()), "fileId": .string(fileId),
+            "projectId": .string(projectId),
             "userId": .objectId(user), "name": .string(name), "path": .string(path),
-            "type": .string(fields.type ?? CanvasFileType.infer(fromName: name)), "content": .string(content),
+            "type": .string(fields.type ?? CanvasFileType.infer(fromName: name)),
+            "content": .string(content),
             "size": .int64(measured.size), "checksum": .string(measured.checksum),
             "metadata": .document(metadata), "createdAt": .date(now), "updatedAt": .date(now),
         ]
@@ -131,7 +144,8 @@ struct FileHandlers: Sendable {
             try store.insert(doc, projectId: projectId, user: user, size: measured.size)
         } catch let error as MongoError where error.kind == .duplicateKey {
             if let existing = try files.findOne(
-                ["fileId": .string(fileId), "userId": .objectId(user)], projection: CanvasRules.fileOutput)
+                ["fileId": .string(fileId), "userId": .objectId(user)],
+                projection: CanvasRules.fileOutput)
             {
                 return Reply(status: 201, existing)
             }
@@ -148,7 +162,8 @@ struct FileHandlers: Sendable {
         _ = try QueryReader(command, allowed: [])
         guard
             let file = try files.findOne(
-                ["fileId": .string(fileId), "userId": .objectId(user)], projection: CanvasRules.fileOutput)
+                ["fileId": .string(fileId), "userId": .objectId(user)],
+                projection: CanvasRules.fileOutput)
         else { throw APIError.notFound("file") }
         return Reply(status: 200, file)
     }
@@ -162,16 +177,21 @@ struct FileHandlers: Sendable {
         let fields = try validate(body, allowed: FileHandlers.updatable)
         guard
             let current = try files.findOne(
-                ["fileId": .string(fileId), "userId": .objectId(user)], projection: ["projectId": 1])
+                ["fileId": .string(fileId), "userId": .objectId(user)], projection: ["projectId": 1]
+            )
         else { throw APIError.notFound("file") }
         let projectId = current["projectId"]?.stringValue ?? ""
         try ProjectHandlers.requireActive(try ProjectHandlers.owned(projects, projectId, user))
         let taken = APIError(
-            status: 409, code: "conflict", message: "the project already has a file at \(fields.path ?? "")",
+            status: 409, code: "conflict",
+            message: "the project already has a file at \(fields.path ?? "")",
             details: [FieldError("path", "is taken in this project")])
         if let path = fields.path,
             try files.findOne(
-                ["projectId": .string(projectId), "path": .string(path), "fileId": ["$ne": .string(fileId)]],
+                [
+                    "projectId": .string(projectId), "path": .string(path),
+                    "fileId": ["$ne": .string(fileId)],
+                ],
                 projection: ["_id": 1]) != nil
         {
             throw taken
@@ -193,10 +213,13 @@ struct FileHandlers: Sendable {
             let owner: Document = ["fileId": .string(fileId), "userId": .objectId(user)]
             guard
                 let updated = try store.update(
-                    owner, set: set, newSize: fields.measured?.size, projectId: projectId, user: user)
+                    owner, set: set, newSize: fields.measured?.size, projectId: projectId,
+                    user: user)
             else {
                 // The stand-in's findAndModify answers "no document" for a duplicate key.
-                if fields.path != nil, try files.findOne(owner, projection: ["_id": 1]) != nil { throw taken }
+                if fields.path != nil, try files.findOne(owner, projection: ["_id": 1]) != nil {
+                    throw taken
+                }
                 throw APIError.notFound("file")
             }
             return Reply(status: 200, updated)
@@ -210,14 +233,20 @@ struct FileHandlers: Sendable {
         let fileId = try pathId(command, what: "file")
         guard
             let current = try files.findOne(
-                ["fileId": .string(fileId), "userId": .objectId(user)], projection: ["projectId": 1])
+                ["fileId": .string(fileId), "userId": .objectId(user)], projection: ["projectId": 1]
+            )
         else { throw APIError.notFound("file") }
         let projectId = current["projectId"]?.stringValue ?? ""
         try ProjectHandlers.requireActive(try ProjectHandlers.owned(projects, projectId, user))
-        guard let removed = try store.delete(fileId: fileId, user: user) else { throw APIError.notFound("file") }
+        guard let removed = try store.delete(fileId: fileId, user: user) else {
+            throw APIError.notFound("file")
+        }
         return Reply(
             status: 200,
-            ["fileId": .string(fileId), "projectId": removed["projectId"] ?? .null, "deleted": true])
+            [
+                "fileId": .string(fileId), "projectId": removed["projectId"] ?? .null,
+                "deleted": true,
+            ])
     }
 
     /// A project's files by path, without their content.
@@ -229,18 +258,21 @@ struct FileHandlers: Sendable {
         var filter: Document = ["projectId": .string(projectId), "userId": .objectId(user)]
         if let type = try query.string("type", maxLength: 20) {
             guard CanvasFileType.all.contains(type) else {
-                throw APIError.invalid("type", "must be one of: \(CanvasFileType.all.joined(separator: ", "))")
+                throw APIError.invalid(
+                    "type", "must be one of: \(CanvasFileType.all.joined(separator: ", "))")
             }
             filter["type"] = .string(type)
         }
         if let cursor = try query.string("cursor", maxLength: 6000) {
             // The cursor is the last path returned, base64url: paths may hold any character.
-            guard let bytes = Base64URL.decode(Substring(cursor)), let path = String(validating: bytes, as: UTF8.self)
+            guard let bytes = Base64URL.decode(Substring(cursor)),
+                let path = String(validating: bytes, as: UTF8.self)
             else { throw APIError.invalid("cursor", "is not a cursor this API returned") }
             filter["path"] = ["$gt": .string(path)]
         }
         _ = try ProjectHandlers.owned(projects, projectId, user)
-        var page = try files.find(filter, sort: ["path": 1], limit: limit + 1, projection: CanvasRules.fileListOutput)
+        var page = try files.find(
+            filter, sort: ["path": 1], limit: limit + 1, projection: CanvasRules.fileListOutput)
         var next: Value = .null
         if page.count > limit {
             page.removeLast(page.count - limit)
@@ -248,6 +280,7 @@ struct FileHandlers: Sendable {
                 next = .string(Base64URL.encode(Array(path.utf8)))
             }
         }
-        return Reply(status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
+        return Reply(
+            status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
     }
 }

@@ -23,7 +23,9 @@ struct FileStore: Sendable {
     static let touch: Value = ["stats.lastModified": true, "updatedAt": true]
 
     /// Adds to the project's totals and moves `lastModified` and `updatedAt` to now.
-    func bump(_ projectId: String, _ user: ObjectId, files count: Int64, bytes: Int64) throws(MongoError) {
+    func bump(_ projectId: String, _ user: ObjectId, files count: Int64, bytes: Int64)
+        throws(MongoError)
+    {
         try projects.updateOne(
             ["projectId": .string(projectId), "userId": .objectId(user)],
             [
@@ -49,7 +51,8 @@ struct FileStore: Sendable {
             guard try projects.findOne(owner, projection: ["_id": 1]) != nil else {
                 throw APIError.notFound("project")
             }
-            throw APIError.conflict("the project already holds the maximum of \(maxProjectFiles) files")
+            throw APIError.conflict(
+                "the project already holds the maximum of \(maxProjectFiles) files")
         }
         do {
             try files.insertOne(doc)
@@ -61,7 +64,9 @@ struct FileStore: Sendable {
 
     /// Replaces fields of one file (`updatedAt` becomes now) and adjusts the totals by the size
     /// change; returns the file after the change, or nil when no file matched.
-    func update(_ filter: Document, set: Document, newSize: Int64?, projectId: String, user: ObjectId)
+    func update(
+        _ filter: Document, set: Document, newSize: Int64?, projectId: String, user: ObjectId
+    )
         throws -> Document?
     {
         var change: Document = ["$currentDate": ["updatedAt": true]]
@@ -106,17 +111,22 @@ struct FileStore: Sendable {
         let (size, checksum) = FileStore.measure(file.content)
         for _ in 0..<5 {
             let set: Document = [
-                "name": .string(file.name), "type": .string(file.type), "content": .string(file.content),
-                "size": .int64(size), "checksum": .string(checksum), "metadata": .document(file.metadata),
+                "name": .string(file.name), "type": .string(file.type),
+                "content": .string(file.content),
+                "size": .int64(size), "checksum": .string(checksum),
+                "metadata": .document(file.metadata),
             ]
             let filter: Document = [
-                "projectId": .string(projectId), "userId": .objectId(user), "path": .string(file.path),
+                "projectId": .string(projectId), "userId": .objectId(user),
+                "path": .string(file.path),
             ]
-            if try update(filter, set: set, newSize: size, projectId: projectId, user: user) != nil {
+            if try update(filter, set: set, newSize: size, projectId: projectId, user: user) != nil
+            {
                 return size
             }
             let doc: Document = [
-                "_id": .objectId(ObjectId()), "fileId": .string(newFileId), "projectId": .string(projectId),
+                "_id": .objectId(ObjectId()), "fileId": .string(newFileId),
+                "projectId": .string(projectId),
                 "userId": .objectId(user), "name": .string(file.name), "path": .string(file.path),
                 "type": .string(file.type), "content": .string(file.content), "size": .int64(size),
                 "checksum": .string(checksum), "metadata": .document(file.metadata),

@@ -10,7 +10,9 @@ import Synchronization
 struct ProjectLock: Sendable {
     let projects: MongoCollection
 
-    func acquire(_ projectId: String, user: ObjectId, holder: String, until: Timestamp) throws -> Bool {
+    func acquire(_ projectId: String, user: ObjectId, holder: String, until: Timestamp) throws
+        -> Bool
+    {
         let now = Timestamp.now()
         let result = try projects.updateOne(
             [
@@ -43,7 +45,8 @@ final class JobQueue: Sendable {
     }
 
     func enqueue(historyId: String, projectId: String, user: ObjectId) throws(RedisError) {
-        let redis = idle.withLock { $0.popLast() } ?? RedisConnection(address: address, timeoutMs: 2000)
+        let redis =
+            idle.withLock { $0.popLast() } ?? RedisConnection(address: address, timeoutMs: 2000)
         let reply = try redis.run([
             "XADD", RedisArgument(stream), "*", "historyId", RedisArgument(historyId),
             "projectId", RedisArgument(projectId), "user", RedisArgument(user.hex),
@@ -77,12 +80,14 @@ struct GenerationHandlers: Sendable {
         let project = try ProjectHandlers.owned(projects, projectId, user)
         try ProjectHandlers.requireActive(project)
         let provider =
-            requested ?? project.value(at: "settings.provider")?.stringValue ?? config.defaultProvider
+            requested ?? project.value(at: "settings.provider")?.stringValue
+            ?? config.defaultProvider
         if case .failure(let error) = config.providers.provider(provider) {
             throw APIError.invalid("provider", "\(provider) \(error.message)")
         }
         let model =
-            requestedModel ?? (requested == nil ? project.value(at: "settings.model")?.stringValue : nil)
+            requestedModel
+            ?? (requested == nil ? project.value(at: "settings.model")?.stringValue : nil)
             ?? config.providers.defaultModel(provider)
 
         let historyId = "hist-\(command.id.prefix(24))"
@@ -92,7 +97,8 @@ struct GenerationHandlers: Sendable {
             throw APIError.conflict("a generation or rollback is already running for this project")
         }
         let entry: Document = [
-            "_id": .objectId(ObjectId()), "historyId": .string(historyId), "projectId": .string(projectId),
+            "_id": .objectId(ObjectId()), "historyId": .string(historyId),
+            "projectId": .string(projectId),
             "userId": .objectId(user), "prompt": .string(prompt ?? ""), "status": "pending",
             "result": .null, "error": .null,
             "metadata": ["provider": .string(provider), "model": .string(model)],
@@ -118,7 +124,8 @@ struct GenerationHandlers: Sendable {
 
     func findHistory(_ historyId: String, user: ObjectId) throws(MongoError) -> Document? {
         try history.findOne(
-            ["historyId": .string(historyId), "userId": .objectId(user)], projection: CanvasRules.historyOutput
+            ["historyId": .string(historyId), "userId": .objectId(user)],
+            projection: CanvasRules.historyOutput
         ).map(CanvasRules.historyView)
     }
 
@@ -126,7 +133,9 @@ struct GenerationHandlers: Sendable {
         let user = try command.requireUser()
         let historyId = try pathId(command, what: "history entry")
         _ = try QueryReader(command, allowed: [])
-        guard let entry = try findHistory(historyId, user: user) else { throw APIError.notFound("history entry") }
+        guard let entry = try findHistory(historyId, user: user) else {
+            throw APIError.notFound("history entry")
+        }
         return Reply(status: 200, entry)
     }
 
@@ -139,7 +148,9 @@ struct GenerationHandlers: Sendable {
         var filter: Document = ["projectId": .string(projectId), "userId": .objectId(user)]
         if let status = try query.string("status", maxLength: 20) {
             guard CanvasRules.historyStatuses.contains(status) else {
-                throw APIError.invalid("status", "must be one of: \(CanvasRules.historyStatuses.joined(separator: ", "))")
+                throw APIError.invalid(
+                    "status",
+                    "must be one of: \(CanvasRules.historyStatuses.joined(separator: ", "))")
             }
             filter["status"] = .string(status)
         }
@@ -156,7 +167,8 @@ struct GenerationHandlers: Sendable {
         }
         _ = try ProjectHandlers.owned(projects, projectId, user)
         var page = try history.find(
-            filter, sort: ["createdAt": -1, "historyId": -1], limit: limit + 1, projection: CanvasRules.historyOutput)
+            filter, sort: ["createdAt": -1, "historyId": -1], limit: limit + 1,
+            projection: CanvasRules.historyOutput)
         var next: Value = .null
         if page.count > limit {
             page.removeLast(page.count - limit)
@@ -195,8 +207,11 @@ struct GenerationHandlers: Sendable {
             let manifest = try versions.manifest(historyId: historyId, user: user, state: state)
         else {
             throw APIError(
-                status: 409, code: "conflict", message: "only a completed generation can be restored",
-                details: [FieldError("historyId", "is \(entry["status"]?.stringValue ?? "unknown")")])
+                status: 409, code: "conflict",
+                message: "only a completed generation can be restored",
+                details: [
+                    FieldError("historyId", "is \(entry["status"]?.stringValue ?? "unknown")")
+                ])
         }
         let holder = "rollback-\(command.id.prefix(24))"
         let until = Timestamp(milliseconds: Timestamp.now().milliseconds + 120_000)
@@ -210,9 +225,12 @@ struct GenerationHandlers: Sendable {
         return Reply(
             status: 200,
             [
-                "projectId": .string(projectId), "historyId": .string(historyId), "state": .string(state),
-                "filesWritten": .int64(Int64(restored.written)), "filesRemoved": .int64(Int64(restored.removed)),
-                "filesUnchanged": .int64(Int64(restored.unchanged)), "stats": after["stats"] ?? .null,
+                "projectId": .string(projectId), "historyId": .string(historyId),
+                "state": .string(state),
+                "filesWritten": .int64(Int64(restored.written)),
+                "filesRemoved": .int64(Int64(restored.removed)),
+                "filesUnchanged": .int64(Int64(restored.unchanged)),
+                "stats": after["stats"] ?? .null,
             ])
     }
 }

@@ -72,7 +72,9 @@ final class JobWorker: @unchecked Sendable {
     func stop(graceMs: Int) {
         stopping.store(true, ordering: .sequentiallyConsistent)
         let end = Timestamp.now().milliseconds + Int64(graceMs)
-        while running.load(ordering: .sequentiallyConsistent) > 0 && Timestamp.now().milliseconds < end {
+        while running.load(ordering: .sequentiallyConsistent) > 0
+            && Timestamp.now().milliseconds < end
+        {
             usleep(50_000)
         }
     }
@@ -86,9 +88,12 @@ final class JobWorker: @unchecked Sendable {
 
     private func ensureGroup(_ connection: RedisConnection) throws(RedisError) {
         let reply = try connection.send([
-            "XGROUP", "CREATE", RedisArgument(config.jobStream), RedisArgument(config.jobGroup), "0", "MKSTREAM",
+            "XGROUP", "CREATE", RedisArgument(config.jobStream), RedisArgument(config.jobGroup),
+            "0", "MKSTREAM",
         ])
-        if let message = reply.errorMessage, !message.hasPrefix("BUSYGROUP") { throw .server(message) }
+        if let message = reply.errorMessage, !message.hasPrefix("BUSYGROUP") {
+            throw .server(message)
+        }
     }
 
     private func readLoop() {
@@ -102,7 +107,8 @@ final class JobWorker: @unchecked Sendable {
                     groupReady = true
                 }
                 let reply = try connection.send([
-                    "XREADGROUP", "GROUP", RedisArgument(config.jobGroup), RedisArgument(consumer), "COUNT", "1",
+                    "XREADGROUP", "GROUP", RedisArgument(config.jobGroup), RedisArgument(consumer),
+                    "COUNT", "1",
                     "BLOCK", "1000", "STREAMS", RedisArgument(config.jobStream), ">",
                 ])
                 if let message = reply.errorMessage { throw RedisError.server(message) }
@@ -110,7 +116,9 @@ final class JobWorker: @unchecked Sendable {
                 for job in JobWorker.jobs(inRead: reply) { try handle(job, connection) }
             } catch {
                 if isStopping { break }
-                logger.warning("job stream read failed; retrying", [.stream: config.jobStream, .error: "\(error)"])
+                logger.warning(
+                    "job stream read failed; retrying",
+                    [.stream: config.jobStream, .error: "\(error)"])
                 groupReady = false
                 usleep(UInt32(backoffMs * 1000))
                 backoffMs = min(backoffMs * 2, 2000)
@@ -130,19 +138,24 @@ final class JobWorker: @unchecked Sendable {
                 if !resumed {
                     try ensureGroup(connection)
                     let reply = try connection.run([
-                        "XREADGROUP", "GROUP", RedisArgument(config.jobGroup), RedisArgument(consumer),
+                        "XREADGROUP", "GROUP", RedisArgument(config.jobGroup),
+                        RedisArgument(consumer),
                         "COUNT", "100", "STREAMS", RedisArgument(config.jobStream), "0",
                     ])
                     let own = JobWorker.jobs(inRead: reply)
-                    if !own.isEmpty { logger.info("resuming own jobs", [.count: String(own.count)]) }
+                    if !own.isEmpty {
+                        logger.info("resuming own jobs", [.count: String(own.count)])
+                    }
                     for job in own { try handle(job, connection) }
                     resumed = true
                 }
                 if sinceClaim >= config.jobClaimIdleMs / 2 {
                     sinceClaim = 0
                     let reply = try connection.run([
-                        "XAUTOCLAIM", RedisArgument(config.jobStream), RedisArgument(config.jobGroup),
-                        RedisArgument(consumer), RedisArgument(config.jobClaimIdleMs), "0-0", "COUNT", "16",
+                        "XAUTOCLAIM", RedisArgument(config.jobStream),
+                        RedisArgument(config.jobGroup),
+                        RedisArgument(consumer), RedisArgument(config.jobClaimIdleMs), "0-0",
+                        "COUNT", "16",
                     ])
                     if let parts = reply.array, parts.count >= 2 {
                         for job in JobWorker.jobs(in: parts[1]) { try handle(job, connection) }
@@ -153,7 +166,8 @@ final class JobWorker: @unchecked Sendable {
                     sweep()
                 }
             } catch {
-                logger.debug("job keeper failed; retrying", [.stream: config.jobStream, .error: "\(error)"])
+                logger.debug(
+                    "job keeper failed; retrying", [.stream: config.jobStream, .error: "\(error)"])
             }
             usleep(200_000)
             sinceClaim += 200
@@ -190,7 +204,10 @@ final class JobWorker: @unchecked Sendable {
         let done = job.historyId.isEmpty || run(job.historyId)
         guard done else { return }
         _ = try connection.pipeline([
-            ["XACK", RedisArgument(config.jobStream), RedisArgument(config.jobGroup), RedisArgument(job.streamId)],
+            [
+                "XACK", RedisArgument(config.jobStream), RedisArgument(config.jobGroup),
+                RedisArgument(job.streamId),
+            ],
             ["XDEL", RedisArgument(config.jobStream), RedisArgument(job.streamId)],
         ])
     }
@@ -205,15 +222,21 @@ final class JobWorker: @unchecked Sendable {
                     "historyId": .string(historyId), "status": "pending",
                     "$or": [
                         ["run": ["$exists": false]], ["run.leaseUntil": ["$lt": .date(now)]],
-                        ["run.owner": .string(consumer), "run.instance": ["$ne": .string(instance)]],
+                        [
+                            "run.owner": .string(consumer),
+                            "run.instance": ["$ne": .string(instance)],
+                        ],
                     ],
                 ],
                 [
                     // `run` is set whole: the stand-in keeps dates only inside a set document.
                     "$set": [
                         "run": [
-                            "owner": .string(consumer), "instance": .string(instance), "startedAt": .date(now),
-                            "leaseUntil": .date(Timestamp(milliseconds: now.milliseconds + Int64(config.jobLeaseMs))),
+                            "owner": .string(consumer), "instance": .string(instance),
+                            "startedAt": .date(now),
+                            "leaseUntil": .date(
+                                Timestamp(milliseconds: now.milliseconds + Int64(config.jobLeaseMs))
+                            ),
                         ]
                     ],
                     "$inc": ["runCount": 1],
@@ -225,7 +248,8 @@ final class JobWorker: @unchecked Sendable {
         }
         guard let entry = claimed else {
             // Finished, deleted with its project, or held by a live run elsewhere.
-            let current = try? history.findOne(["historyId": .string(historyId)], projection: ["status": 1])
+            let current = try? history.findOne(
+                ["historyId": .string(historyId)], projection: ["status": 1])
             guard let current else { return true }
             return current["status"]?.stringValue != "pending"
         }
@@ -233,9 +257,11 @@ final class JobWorker: @unchecked Sendable {
             return try execute(entry, startedAt: now)
         } catch {
             // The database failed us: hand the job back for a later attempt.
-            logger.warning("job interrupted; will retry", [.request: historyId, .error: "\(error)"])
+            logger.warning(
+                "job interrupted; will retry", [.request: historyId, .error: "\(error)"])
             _ = try? history.updateOne(
-                ["historyId": .string(historyId), "run.instance": .string(instance)], ["$unset": ["run": ""]])
+                ["historyId": .string(historyId), "run.instance": .string(instance)],
+                ["$unset": ["run": ""]])
             return false
         }
     }
@@ -250,16 +276,22 @@ final class JobWorker: @unchecked Sendable {
         let attempts = entry["runCount"]?.intValue ?? 1
         guard attempts <= Int64(config.jobMaxAttempts) else {
             return try finish(
-                entry, error: "gave up after \(config.jobMaxAttempts) interrupted runs", startedAt: startedAt)
+                entry, error: "gave up after \(config.jobMaxAttempts) interrupted runs",
+                startedAt: startedAt)
         }
         guard
-            let project = try projects.findOne(["projectId": .string(projectId), "userId": .objectId(user)])
-        else { return try finish(entry, error: "the project no longer exists", startedAt: startedAt) }
+            let project = try projects.findOne([
+                "projectId": .string(projectId), "userId": .objectId(user),
+            ])
+        else {
+            return try finish(entry, error: "the project no longer exists", startedAt: startedAt)
+        }
         let providerName = entry.value(at: "metadata.provider")?.stringValue ?? "template"
         let provider: any CanvasProvider
         switch config.providers.provider(providerName) {
         case .success(let found): provider = found
-        case .failure(let error): return try finish(entry, error: error.description, startedAt: startedAt)
+        case .failure(let error):
+            return try finish(entry, error: error.description, startedAt: startedAt)
         }
         let model = entry.value(at: "metadata.model")?.stringValue
         let before = try versions.capture(projectId, user: user)
@@ -301,16 +333,21 @@ final class JobWorker: @unchecked Sendable {
                 files: written, bytes: bytes, generation: generation)
         }
         let after = try versions.capture(projectId, user: user)
-        try versions.save(historyId: historyId, projectId: projectId, user: user, before: before, after: after)
+        try versions.save(
+            historyId: historyId, projectId: projectId, user: user, before: before, after: after)
         logger.debug("job completed", [.request: historyId, .count: String(written)])
         return try finish(
-            entry, error: nil, startedAt: startedAt, files: written, bytes: bytes, generation: generation)
+            entry, error: nil, startedAt: startedAt, files: written, bytes: bytes,
+            generation: generation)
     }
 
     /// False when another run took the job over (this run's lease expired).
     private func stillOurs(_ historyId: String) throws -> Bool {
         try history.findOne(
-            ["historyId": .string(historyId), "status": "pending", "run.instance": .string(instance)],
+            [
+                "historyId": .string(historyId), "status": "pending",
+                "run.instance": .string(instance),
+            ],
             projection: ["_id": 1]) != nil
     }
 
@@ -340,7 +377,10 @@ final class JobWorker: @unchecked Sendable {
             set["metadata.attempts"] = .int64(Int64(generation.attempts))
         }
         let result = try history.updateOne(
-            ["historyId": .string(historyId), "status": "pending", "run.instance": .string(instance)],
+            [
+                "historyId": .string(historyId), "status": "pending",
+                "run.instance": .string(instance),
+            ],
             ["$set": .document(set), "$currentDate": ["updatedAt": true]])
         if result.matched > 0 {
             lock.release(entry["projectId"]?.stringValue ?? "", holder: historyId)
@@ -355,7 +395,8 @@ final class JobWorker: @unchecked Sendable {
         let cutoff = Timestamp(milliseconds: now.milliseconds - Int64(config.jobMaxAgeMs))
         guard
             let stale = try? history.find(
-                ["status": "pending", "createdAt": ["$lt": .date(cutoff)]], sort: ["createdAt": 1], limit: 50,
+                ["status": "pending", "createdAt": ["$lt": .date(cutoff)]], sort: ["createdAt": 1],
+                limit: 50,
                 projection: ["historyId": 1, "projectId": 1])
         else { return }
         for entry in stale {
@@ -368,7 +409,8 @@ final class JobWorker: @unchecked Sendable {
                 [
                     "$set": [
                         "status": "failed",
-                        "error": .string("the job did not finish within \(config.jobMaxAgeMs / 1000) s"),
+                        "error": .string(
+                            "the job did not finish within \(config.jobMaxAgeMs / 1000) s"),
                     ],
                     "$currentDate": ["updatedAt": true],
                 ])

@@ -17,13 +17,18 @@ struct ProjectHandlers: Sendable {
         "name", "description", "template", "category", "conversationId", "status", "settings",
     ]
     static let updatable: Set<String> = ["name", "description", "settings", "status"]
-    static let settingsFields: Set<String> = ["theme", "responsive", "animations", "provider", "model"]
+    static let settingsFields: Set<String> = [
+        "theme", "responsive", "animations", "provider", "model",
+    ]
 
     /// The caller's project, or 404.
-    static func owned(_ projects: MongoCollection, _ projectId: String, _ user: ObjectId) throws -> Document {
+    static func owned(_ projects: MongoCollection, _ projectId: String, _ user: ObjectId) throws
+        -> Document
+    {
         guard
             let project = try projects.findOne(
-                ["projectId": .string(projectId), "userId": .objectId(user)], projection: CanvasRules.projectOutput)
+                ["projectId": .string(projectId), "userId": .objectId(user)],
+                projection: CanvasRules.projectOutput)
         else { throw APIError.notFound("project") }
         return CanvasRules.projectView(project)
     }
@@ -32,7 +37,8 @@ struct ProjectHandlers: Sendable {
     static func requireActive(_ project: Document) throws {
         let status = project["status"]?.stringValue ?? "active"
         guard status == "active" else {
-            throw APIError.conflict("the project is \(status); set its status to active to change it")
+            throw APIError.conflict(
+                "the project is \(status); set its status to active to change it")
         }
     }
 
@@ -41,7 +47,8 @@ struct ProjectHandlers: Sendable {
         let body = try command.jsonBody()
         var check = Validator(body, allowed: ProjectHandlers.creatable)
         let name = check.string("name", required: true, maxLength: CanvasRules.nameMax)
-        let description = check.string("description", maxLength: CanvasRules.descriptionMax, allowEmpty: true)
+        let description = check.string(
+            "description", maxLength: CanvasRules.descriptionMax, allowEmpty: true)
         let template = check.string("template", required: true, maxLength: CanvasRules.templateMax)
         let category = check.string("category", required: true, maxLength: CanvasRules.templateMax)
         let conversationId = check.string("conversationId", maxLength: CanvasRules.idMax)
@@ -54,7 +61,8 @@ struct ProjectHandlers: Sendable {
         var merged = CanvasRules.defaultSettings
         for pair in settings.pairs { merged[pair.key] = pair.value }
         var doc: Document = [
-            "_id": .objectId(ObjectId()), "projectId": .string(projectId), "userId": .objectId(user),
+            "_id": .objectId(ObjectId()), "projectId": .string(projectId),
+            "userId": .objectId(user),
         ]
         if let conversationId { doc["conversationId"] = .string(conversationId) }
         doc["name"] = .string(name ?? "")
@@ -63,7 +71,9 @@ struct ProjectHandlers: Sendable {
         doc["category"] = .string(category ?? "")
         doc["status"] = .string(status ?? "active")
         doc["settings"] = .document(merged)
-        doc["stats"] = ["filesGenerated": .int64(0), "totalSize": .int64(0), "lastModified": .date(now)]
+        doc["stats"] = [
+            "filesGenerated": .int64(0), "totalSize": .int64(0), "lastModified": .date(now),
+        ]
         doc["createdAt"] = .date(now)
         doc["updatedAt"] = .date(now)
         do {
@@ -85,7 +95,9 @@ struct ProjectHandlers: Sendable {
         if let theme = inner.oneOf("theme", CanvasRules.themes) { result["theme"] = .string(theme) }
         if let responsive = inner.bool("responsive") { result["responsive"] = .bool(responsive) }
         if let animations = inner.bool("animations") { result["animations"] = .bool(animations) }
-        if let provider = inner.oneOf("provider", CanvasProviders.names) { result["provider"] = .string(provider) }
+        if let provider = inner.oneOf("provider", CanvasProviders.names) {
+            result["provider"] = .string(provider)
+        }
         if let model = inner.string("model", maxLength: 100) { result["model"] = .string(model) }
         check.merge(inner)
         return result
@@ -105,7 +117,8 @@ struct ProjectHandlers: Sendable {
         let body = try command.jsonBody()
         var check = Validator(body, allowed: ProjectHandlers.updatable)
         let name = check.string("name", maxLength: CanvasRules.nameMax)
-        let description = check.string("description", maxLength: CanvasRules.descriptionMax, allowEmpty: true)
+        let description = check.string(
+            "description", maxLength: CanvasRules.descriptionMax, allowEmpty: true)
         let status = check.oneOf("status", CanvasRules.statuses)
         let settings = ProjectHandlers.validateSettings(&check)
         try check.check()
@@ -144,7 +157,8 @@ struct ProjectHandlers: Sendable {
         return Reply(
             status: 200,
             [
-                "projectId": .string(projectId), "deleted": true, "filesDeleted": .int64(Int64(fileCount)),
+                "projectId": .string(projectId), "deleted": true,
+                "filesDeleted": .int64(Int64(fileCount)),
                 "historyDeleted": .int64(Int64(historyCount)),
             ])
     }
@@ -154,12 +168,14 @@ struct ProjectHandlers: Sendable {
     func list(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         let query = try QueryReader(
-            command, pathParams: [], allowed: ["limit", "cursor", "status", "template", "conversationId"])
+            command, pathParams: [],
+            allowed: ["limit", "cursor", "status", "template", "conversationId"])
         let limit = try query.limit()
         var filter: Document = ["userId": .objectId(user)]
         if let status = try query.string("status", maxLength: 20) {
             guard CanvasRules.statuses.contains(status) else {
-                throw APIError.invalid("status", "must be one of: \(CanvasRules.statuses.joined(separator: ", "))")
+                throw APIError.invalid(
+                    "status", "must be one of: \(CanvasRules.statuses.joined(separator: ", "))")
             }
             filter["status"] = .string(status)
         } else {

@@ -15,7 +15,9 @@ enum CanvasRules {
     static let dependenciesMax = 50
     static let dependencyMax = 100
 
-    static let defaultSettings: Document = ["theme": "light", "responsive": true, "animations": true]
+    static let defaultSettings: Document = [
+        "theme": "light", "responsive": true, "animations": true,
+    ]
 
     /// What API answers leave out: MongoDB's `_id` and the service's own bookkeeping.
     static let projectOutput: Document = ["_id": 0, "lock": 0]
@@ -33,7 +35,9 @@ enum CanvasRules {
         booleans(entry, at: ["tokensEstimated"], under: "metadata")
     }
 
-    private static func booleans(_ doc: Document, at keys: [String], under parent: String) -> Document {
+    private static func booleans(_ doc: Document, at keys: [String], under parent: String)
+        -> Document
+    {
         guard var inner = doc[parent]?.documentValue else { return doc }
         for key in keys {
             if let flag = inner[key]?.boolValue { inner[key] = .bool(flag) }

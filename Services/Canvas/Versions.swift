@@ -11,14 +11,21 @@ struct Versions: Sendable {
     let versions: MongoCollection
     let blobs: MongoCollection
 
-    static func blobId(_ projectId: String, _ checksum: String) -> String { "\(projectId):\(checksum)" }
+    static func blobId(_ projectId: String, _ checksum: String) -> String {
+        "\(projectId):\(checksum)"
+    }
 
     /// The project's files now, as a manifest; every content is kept as a blob.
     func capture(_ projectId: String, user: ObjectId) throws -> [Value] {
         let current = try files.find(
             ["projectId": .string(projectId), "userId": .objectId(user)], sort: ["path": 1],
-            projection: ["_id": 0, "path": 1, "type": 1, "size": 1, "checksum": 1, "metadata": 1, "content": 1])
-        let ids = current.compactMap { $0["checksum"]?.stringValue }.map { Value.string(Versions.blobId(projectId, $0)) }
+            projection: [
+                "_id": 0, "path": 1, "type": 1, "size": 1, "checksum": 1, "metadata": 1,
+                "content": 1,
+            ])
+        let ids = current.compactMap { $0["checksum"]?.stringValue }.map {
+            Value.string(Versions.blobId(projectId, $0))
+        }
         var stored: Set<String> = []
         if !ids.isEmpty {
             let existing = try blobs.find(["_id": ["$in": .array(ids)]], projection: ["_id": 1])
@@ -39,7 +46,8 @@ struct Versions: Sendable {
                 ])
             }
             manifest.append([
-                "path": file["path"] ?? "", "type": file["type"] ?? "other", "size": file["size"] ?? 0,
+                "path": file["path"] ?? "", "type": file["type"] ?? "other",
+                "size": file["size"] ?? 0,
                 "checksum": .string(checksum), "metadata": file["metadata"] ?? ["dependencies": []],
             ])
         }
@@ -48,12 +56,15 @@ struct Versions: Sendable {
     }
 
     /// Records the manifests of one generation (again, harmlessly, when a job is re-run).
-    func save(historyId: String, projectId: String, user: ObjectId, before: [Value], after: [Value]) throws {
+    func save(historyId: String, projectId: String, user: ObjectId, before: [Value], after: [Value])
+        throws
+    {
         try versions.updateOne(
             ["historyId": .string(historyId)],
             [
                 "$set": [
-                    "projectId": .string(projectId), "userId": .objectId(user), "before": .array(before),
+                    "projectId": .string(projectId), "userId": .objectId(user),
+                    "before": .array(before),
                     "after": .array(after),
                 ],
                 "$currentDate": ["updatedAt": true],
@@ -63,7 +74,8 @@ struct Versions: Sendable {
     func manifest(historyId: String, user: ObjectId, state: String) throws -> [Value]? {
         guard
             let version = try versions.findOne(
-                ["historyId": .string(historyId), "userId": .objectId(user)], projection: [state: 1])
+                ["historyId": .string(historyId), "userId": .objectId(user)], projection: [state: 1]
+            )
         else { return nil }
         return version[state]?.arrayValue
     }
@@ -76,7 +88,9 @@ struct Versions: Sendable {
 
     /// Makes the project's files equal to a manifest: changed or missing files are written
     /// from their blobs, files the manifest does not hold are deleted.
-    func restore(_ manifest: [Value], projectId: String, user: ObjectId, store: FileStore, seed: String)
+    func restore(
+        _ manifest: [Value], projectId: String, user: ObjectId, store: FileStore, seed: String
+    )
         throws -> Restored
     {
         let current = try files.find(
@@ -88,7 +102,9 @@ struct Versions: Sendable {
         var kept: Set<String> = []
         let now = Timestamp.now()
         for entry in manifest.compactMap(\.documentValue) {
-            guard let path = entry["path"]?.stringValue, let checksum = entry["checksum"]?.stringValue else {
+            guard let path = entry["path"]?.stringValue,
+                let checksum = entry["checksum"]?.stringValue
+            else {
                 continue
             }
             kept.insert(path)
@@ -101,13 +117,15 @@ struct Versions: Sendable {
             }
             guard
                 let blob = try blobs.findOne(
-                    ["_id": .string(Versions.blobId(projectId, checksum))], projection: ["content": 1])
+                    ["_id": .string(Versions.blobId(projectId, checksum))],
+                    projection: ["content": 1])
             else { throw APIError.unprocessable("the stored version of \(path) is missing") }
             let file = GeneratedFile(
                 path: path, type: type, content: blob["content"]?.stringValue ?? "",
                 metadata: entry["metadata"]?.documentValue ?? ["dependencies": []])
             try store.put(
-                file, projectId: projectId, user: user, newFileId: FileStore.derivedId(seed: seed, path: path),
+                file, projectId: projectId, user: user,
+                newFileId: FileStore.derivedId(seed: seed, path: path),
                 now: now)
             result.written += 1
         }

@@ -51,7 +51,9 @@ enum ZipArchive {
 
     private static func add(_ entry: Entry, to archive: OpaquePointer) throws(Failure) {
         // libzip frees this copy (freep = 1) when it is done with it.
-        guard let copy = malloc(max(1, entry.data.count)) else { throw Failure(message: "out of memory") }
+        guard let copy = malloc(max(1, entry.data.count)) else {
+            throw Failure(message: "out of memory")
+        }
         entry.data.withUnsafeBytes { raw in
             if let base = raw.baseAddress { memcpy(copy, base, raw.count) }
         }
@@ -59,13 +61,15 @@ enum ZipArchive {
             free(copy)
             throw Failure(message: String(cString: zip_strerror(archive)))
         }
-        let index = zip_file_add(archive, entry.name, data, zip_flags_t(ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE))
+        let index = zip_file_add(
+            archive, entry.name, data, zip_flags_t(ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE))
         guard index >= 0 else {
             zip_source_free(data)
             throw Failure(message: "\(entry.name): \(String(cString: zip_strerror(archive)))")
         }
         _ = zip_set_file_compression(archive, zip_uint64_t(index), ZIP_CM_DEFLATE, 0)
-        _ = zip_file_set_mtime(archive, zip_uint64_t(index), time_t(entry.modified.milliseconds / 1000), 0)
+        _ = zip_file_set_mtime(
+            archive, zip_uint64_t(index), time_t(entry.modified.milliseconds / 1000), 0)
     }
 
     private static func read(_ source: OpaquePointer) throws(Failure) -> [UInt8] {

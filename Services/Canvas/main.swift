@@ -7,7 +7,8 @@ let environment = Environment()
 let logger = Logger(service: "canvas")
 let busConfig = BusConfig(service: "canvas", environment: environment)
 let config = CanvasConfig(environment)
-logger.info("starting", [.url: "redis=\(busConfig.redis) workers=\(busConfig.workers) \(config.summary)"])
+logger.info(
+    "starting", [.url: "redis=\(busConfig.redis) workers=\(busConfig.workers) \(config.summary)"])
 
 let pool: MongoPool
 do {
@@ -38,7 +39,8 @@ let files = pool.collection("chat_canvas_files")
 let history = pool.collection("chat_canvas_history")
 let store = FileStore(projects: projects, files: files, maxProjectFiles: config.maxProjectFiles)
 let versions = Versions(
-    files: files, versions: pool.collection("chat_canvas_versions"), blobs: pool.collection("chat_canvas_blobs"))
+    files: files, versions: pool.collection("chat_canvas_versions"),
+    blobs: pool.collection("chat_canvas_blobs"))
 let lock = ProjectLock(projects: projects)
 let projectHandlers = ProjectHandlers(
     projects: projects, files: files, history: history, versions: versions, config: config)

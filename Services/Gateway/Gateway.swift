@@ -105,8 +105,9 @@ final class Gateway: @unchecked Sendable {
             // A service may answer with another media type (a zip export) by naming it.
             let typed = reply.headers.contains { $0.0.lowercased() == "content-type" }
             let json = [("Content-Type", "application/json; charset=utf-8")]
-            responder.respond(HTTPResponse(
-                status: reply.status, headers: (typed ? [] : json) + reply.headers, body: reply.body))
+            let headers = (typed ? [] : json) + reply.headers
+            responder.respond(
+                HTTPResponse(status: reply.status, headers: headers, body: reply.body))
         }
     }
 

@@ -13,7 +13,8 @@ extension Routes {
         Route("POST", "/api/chat/canvas/projects/:id/rollback", "canvas", "canvas.rollback"),
         Route("POST", "/api/chat/canvas/files", "canvas", "canvas.files.create", largeBody: true),
         Route("GET", "/api/chat/canvas/files/:id", "canvas", "canvas.files.get"),
-        Route("PUT", "/api/chat/canvas/files/:id", "canvas", "canvas.files.update", largeBody: true),
+        Route(
+            "PUT", "/api/chat/canvas/files/:id", "canvas", "canvas.files.update", largeBody: true),
         Route("DELETE", "/api/chat/canvas/files/:id", "canvas", "canvas.files.delete"),
         Route("GET", "/api/chat/canvas/history/:id", "canvas", "canvas.history.get"),
     ]

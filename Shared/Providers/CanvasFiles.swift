@@ -7,7 +7,9 @@ public enum CanvasFileType {
     public static let all = ["html", "css", "js", "tsx", "json", "image", "other"]
 
     public static func infer(fromName name: String) -> String {
-        let ext = name.split(separator: ".").count > 1 ? name.split(separator: ".").last.map(String.init) : nil
+        let ext =
+            name.split(separator: ".").count > 1
+            ? name.split(separator: ".").last.map(String.init) : nil
         switch ext?.lowercased() {
         case "html", "htm": return "html"
         case "css": return "css"
@@ -39,14 +41,17 @@ public enum CanvasPath {
             return .failure(PathError("must not contain control characters"))
         }
         if raw.contains("\\") { return .failure(PathError("must use / as the separator, not \\")) }
-        if raw.contains(":") { return .failure(PathError("must not contain ':' (drive letters, URLs)")) }
+        if raw.contains(":") {
+            return .failure(PathError("must not contain ':' (drive letters, URLs)"))
+        }
         var rest = Substring(raw)
         if rest.hasPrefix("/") { rest = rest.dropFirst() }
         var segments: [String] = []
         for part in rest.split(separator: "/", omittingEmptySubsequences: false) {
             switch part {
             case "":
-                return .failure(PathError("must not contain empty segments ('//' or a trailing '/')"))
+                return .failure(
+                    PathError("must not contain empty segments ('//' or a trailing '/')"))
             case ".":
                 continue
             case "..":
@@ -129,7 +134,9 @@ public enum CanvasFileSet {
         Give every file in full; do not abbreviate content.
         """
 
-    public static func parse(_ text: String, limits: CanvasLimits) -> Result<[GeneratedFile], Invalid> {
+    public static func parse(_ text: String, limits: CanvasLimits) -> Result<
+        [GeneratedFile], Invalid
+    > {
         let root: Value
         do {
             root = try JSONParser.parse(Array(unfenced(text).utf8))
@@ -141,36 +148,48 @@ public enum CanvasFileSet {
         }
         guard !files.isEmpty else { return .failure(Invalid("the answer has no files")) }
         guard files.count <= limits.maxFiles else {
-            return .failure(Invalid("the answer has \(files.count) files; at most \(limits.maxFiles) are allowed"))
+            return .failure(
+                Invalid(
+                    "the answer has \(files.count) files; at most \(limits.maxFiles) are allowed"))
         }
         var result: [GeneratedFile] = []
         var seen: Set<String> = []
         for (index, item) in files.enumerated() {
-            guard let file = item.documentValue else { return .failure(Invalid("files[\(index)] is not an object")) }
+            guard let file = item.documentValue else {
+                return .failure(Invalid("files[\(index)] is not an object"))
+            }
             guard let rawPath = file["path"]?.stringValue else {
                 return .failure(Invalid("files[\(index)].path is missing or not a string"))
             }
             let path: String
             switch CanvasPath.normalise(rawPath) {
             case .success(let normal): path = normal
-            case .failure(let error): return .failure(Invalid("files[\(index)].path \(error.message)"))
+            case .failure(let error):
+                return .failure(Invalid("files[\(index)].path \(error.message)"))
             }
-            guard seen.insert(path).inserted else { return .failure(Invalid("files[\(index)].path repeats \(path)")) }
+            guard seen.insert(path).inserted else {
+                return .failure(Invalid("files[\(index)].path repeats \(path)"))
+            }
             guard let content = file["content"]?.stringValue else {
                 return .failure(Invalid("files[\(index)].content is missing or not a string"))
             }
             guard content.utf8.count <= limits.maxFileBytes else {
-                return .failure(Invalid("files[\(index)] is larger than \(limits.maxFileBytes) bytes"))
+                return .failure(
+                    Invalid("files[\(index)] is larger than \(limits.maxFileBytes) bytes"))
             }
             var type = CanvasFileType.infer(fromName: CanvasPath.name(of: path))
             if let given = file["type"] {
                 guard let text = given.stringValue, CanvasFileType.all.contains(text) else {
-                    return .failure(Invalid("files[\(index)].type must be one of \(CanvasFileType.all.joined(separator: ", "))"))
+                    return .failure(
+                        Invalid(
+                            "files[\(index)].type must be one of \(CanvasFileType.all.joined(separator: ", "))"
+                        ))
                 }
                 type = text
             }
             let metadata = sanitisedMetadata(file["metadata"]?.documentValue)
-            result.append(GeneratedFile(path: path, type: type, content: content, metadata: metadata))
+            result.append(
+                GeneratedFile(path: path, type: type, content: content, metadata: metadata))
         }
         return .success(result)
     }
@@ -185,8 +204,12 @@ public enum CanvasFileSet {
     public static func sanitisedMetadata(_ raw: Document?) -> Document {
         var clean = Document()
         guard let raw else { return ["dependencies": []] }
-        if let language = raw["language"]?.stringValue { clean["language"] = .string(String(language.prefix(50))) }
-        if let framework = raw["framework"]?.stringValue { clean["framework"] = .string(String(framework.prefix(50))) }
+        if let language = raw["language"]?.stringValue {
+            clean["language"] = .string(String(language.prefix(50)))
+        }
+        if let framework = raw["framework"]?.stringValue {
+            clean["framework"] = .string(String(framework.prefix(50)))
+        }
         let deps = (raw["dependencies"]?.arrayValue ?? []).compactMap { $0.stringValue }.prefix(50)
         clean["dependencies"] = .array(deps.map { .string(String($0.prefix(100))) })
         return clean
@@ -195,9 +218,13 @@ public enum CanvasFileSet {
     /// The text inside a ``` fence when the whole answer is one; else the text itself.
     static func unfenced(_ text: String) -> String {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.hasPrefix("```"), trimmed.hasSuffix("```"), trimmed.count >= 6 else { return trimmed }
+        guard trimmed.hasPrefix("```"), trimmed.hasSuffix("```"), trimmed.count >= 6 else {
+            return trimmed
+        }
         var inner = trimmed.dropFirst(3).dropLast(3)
-        if let newline = inner.firstIndex(of: "\n") { inner = inner[inner.index(after: newline)...] }
+        if let newline = inner.firstIndex(of: "\n") {
+            inner = inner[inner.index(after: newline)...]
+        }
         return String(inner).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

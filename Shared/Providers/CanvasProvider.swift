@@ -72,7 +72,9 @@ public struct ModelCanvasProvider: CanvasProvider {
         let completion = try chat.complete(
             ChatRequest(
                 model: request.model, system: ModelCanvasProvider.systemPrompt,
-                messages: [ChatMessage(role: "user", content: ModelCanvasProvider.userPrompt(request))],
+                messages: [
+                    ChatMessage(role: "user", content: ModelCanvasProvider.userPrompt(request))
+                ],
                 temperature: 0.2))
         switch CanvasFileSet.parse(completion.text, limits: limits) {
         case .success(let files):
@@ -80,7 +82,9 @@ public struct ModelCanvasProvider: CanvasProvider {
                 files: files, provider: name, model: completion.model, usage: completion.usage,
                 attempts: completion.attempts)
         case .failure(let reason):
-            let cut = completion.finishReason == "length" ? " (the answer was cut off at the token limit)" : ""
+            let cut =
+                completion.finishReason == "length"
+                ? " (the answer was cut off at the token limit)" : ""
             throw ProviderError(
                 .invalidOutput, provider: name, message: "unusable answer: \(reason.message)\(cut)",
                 attempts: completion.attempts)
@@ -95,7 +99,8 @@ public struct ModelCanvasProvider: CanvasProvider {
         ]
         if !request.description.isEmpty { lines.append("Description: \(request.description)") }
         if !request.existingPaths.isEmpty {
-            lines.append("Files already in the project: \(request.existingPaths.joined(separator: ", "))")
+            lines.append(
+                "Files already in the project: \(request.existingPaths.joined(separator: ", "))")
         }
         lines.append("Build at least index.html, styles.css, app.js and README.md.")
         lines.append("")
@@ -123,10 +128,12 @@ public struct CanvasProviders: Sendable {
     public init(_ env: Environment, limits: CanvasLimits) {
         self.init(
             openAI: HTTPProviderConfig(
-                env, prefix: "CANVAS", defaultBaseURL: "https://api.openai.com/v1", defaultModel: "gpt-4o-mini"),
+                env, prefix: "CANVAS", defaultBaseURL: "https://api.openai.com/v1",
+                defaultModel: "gpt-4o-mini"),
             anthropic: HTTPProviderConfig(
                 env, prefix: "CANVAS_ANTHROPIC", fallbackPrefix: "CANVAS",
-                defaultBaseURL: "https://api.anthropic.com", defaultModel: "claude-3-5-sonnet-latest"),
+                defaultBaseURL: "https://api.anthropic.com",
+                defaultModel: "claude-3-5-sonnet-latest"),
             limits: limits)
     }
 
@@ -136,9 +143,11 @@ public struct CanvasProviders: Sendable {
         case "template":
             return .success(TemplateCanvasProvider())
         case "openai-compatible" where openAI.isConfigured:
-            return .success(ModelCanvasProvider(chat: OpenAICompatibleProvider(config: openAI), limits: limits))
+            return .success(
+                ModelCanvasProvider(chat: OpenAICompatibleProvider(config: openAI), limits: limits))
         case "anthropic" where anthropic.isConfigured:
-            return .success(ModelCanvasProvider(chat: AnthropicProvider(config: anthropic), limits: limits))
+            return .success(
+                ModelCanvasProvider(chat: AnthropicProvider(config: anthropic), limits: limits))
         case "openai-compatible", "anthropic":
             let prefix = name == "anthropic" ? "CANVAS_ANTHROPIC" : "CANVAS"
             return .failure(
@@ -149,7 +158,8 @@ public struct CanvasProviders: Sendable {
             return .failure(
                 ProviderError(
                     .notConfigured, provider: name,
-                    message: "is unknown; use one of \(CanvasProviders.names.joined(separator: ", "))"))
+                    message:
+                        "is unknown; use one of \(CanvasProviders.names.joined(separator: ", "))"))
         }
     }
 

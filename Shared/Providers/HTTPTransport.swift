@@ -73,13 +73,15 @@ public enum HTTPTransport {
         let text = String(cString: curl_easy_strerror(code))
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
-            return TransportError(kind: .timeout, message: "no complete answer within \(timeoutMs) ms")
+            return TransportError(
+                kind: .timeout, message: "no complete answer within \(timeoutMs) ms")
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,
             CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_SSL_CONNECT_ERROR,
             CURLE_PARTIAL_FILE:
             return TransportError(kind: .connection, message: "connection failed: \(text)")
         case CURLE_WRITE_ERROR where receiver.overflowed:
-            return TransportError(kind: .tooLarge, message: "the answer exceeds \(receiver.limit) bytes")
+            return TransportError(
+                kind: .tooLarge, message: "the answer exceeds \(receiver.limit) bytes")
         case CURLE_WRITE_ERROR where receiver.stopped:
             return TransportError(kind: .other, message: "the transfer was stopped by the caller")
         default:
@@ -125,7 +127,8 @@ final class Receiver {
         }
         guard let colon = line.firstIndex(of: ":") else { return }
         let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        let value = line[line.index(after: colon)...].trimmingCharacters(
+            in: .whitespacesAndNewlines)
         headers[name] = value
     }
 }
@@ -173,7 +176,9 @@ final class CurlEasy {
     func perform(_ call: HTTPCall, receiver: Receiver) -> CURLcode {
         for (name, value) in call.headers {
             // A header with a line break could smuggle another header: drop it.
-            guard !"\(name)\(value)".utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { continue }
+            guard !"\(name)\(value)".utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else {
+                continue
+            }
             headerList = curl_slist_append(headerList, "\(name): \(value)")
         }
         headerList = curl_slist_append(headerList, "Expect:")

@@ -23,12 +23,15 @@ public struct OpenAICompatibleProvider: ChatProvider {
         for message in request.messages {
             messages.append(["role": .string(message.role), "content": .string(message.content)])
         }
-        var body: Document = ["model": .string(model), "messages": .array(messages), "stream": false]
+        var body: Document = [
+            "model": .string(model), "messages": .array(messages), "stream": false,
+        ]
         if let temperature = request.temperature { body["temperature"] = .double(temperature) }
         body["max_tokens"] = .int64(Int64(request.maxTokens ?? config.maxOutputTokens))
         var headers: [(String, String)] = []
         if !config.apiKey.isEmpty { headers.append(("Authorization", "Bearer \(config.apiKey)")) }
-        let caller = RetryingCaller(provider: name, config: config, errorMessage: ProviderJSON.errorMessage)
+        let caller = RetryingCaller(
+            provider: name, config: config, errorMessage: ProviderJSON.errorMessage)
         let (answer, attempts) = try caller.post(
             "/chat/completions", headers: headers, body: JSONWriter.bytes(.document(body)))
 
@@ -80,13 +83,19 @@ public struct AnthropicProvider: ChatProvider {
             messages.append(["role": .string(message.role), "content": .string(message.content)])
         }
         var body: Document = [
-            "model": .string(model), "max_tokens": .int64(Int64(request.maxTokens ?? config.maxOutputTokens)),
+            "model": .string(model),
+            "max_tokens": .int64(Int64(request.maxTokens ?? config.maxOutputTokens)),
         ]
         if !system.isEmpty { body["system"] = .string(system.joined(separator: "\n\n")) }
         body["messages"] = .array(messages)
-        if let temperature = request.temperature { body["temperature"] = .double(min(1, temperature)) }
-        let headers = [("x-api-key", config.apiKey), ("anthropic-version", AnthropicProvider.apiVersion)]
-        let caller = RetryingCaller(provider: name, config: config, errorMessage: ProviderJSON.errorMessage)
+        if let temperature = request.temperature {
+            body["temperature"] = .double(min(1, temperature))
+        }
+        let headers = [
+            ("x-api-key", config.apiKey), ("anthropic-version", AnthropicProvider.apiVersion),
+        ]
+        let caller = RetryingCaller(
+            provider: name, config: config, errorMessage: ProviderJSON.errorMessage)
         let (answer, attempts) = try caller.post(
             "/v1/messages", headers: headers, body: JSONWriter.bytes(.document(body)))
 
@@ -97,7 +106,9 @@ public struct AnthropicProvider: ChatProvider {
                 message: "the answer has no content array", attempts: attempts)
         }
         let texts = blocks.compactMap { block -> String? in
-            guard let doc = block.documentValue, doc["type"]?.stringValue == "text" else { return nil }
+            guard let doc = block.documentValue, doc["type"]?.stringValue == "text" else {
+                return nil
+            }
             return doc["text"]?.stringValue
         }
         guard !texts.isEmpty else {
@@ -124,7 +135,9 @@ public struct AnthropicProvider: ChatProvider {
 
 /// Reading providers' JSON answers.
 enum ProviderJSON {
-    static func object(_ bytes: [UInt8], provider: String, attempts: Int) throws(ProviderError) -> Document {
+    static func object(_ bytes: [UInt8], provider: String, attempts: Int) throws(ProviderError)
+        -> Document
+    {
         do {
             return try JSONParser.parseObject(bytes)
         } catch {

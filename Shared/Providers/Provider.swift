@@ -51,7 +51,8 @@ public struct TokenUsage: Sendable, Equatable {
     /// About four characters a token, for providers that report nothing.
     public static func estimate(input: String, output: String) -> TokenUsage {
         TokenUsage(
-            input: (input.unicodeScalars.count + 3) / 4, output: (output.unicodeScalars.count + 3) / 4,
+            input: (input.unicodeScalars.count + 3) / 4,
+            output: (output.unicodeScalars.count + 3) / 4,
             estimated: true)
     }
 }
@@ -85,7 +86,9 @@ public struct ProviderError: Error, Sendable, CustomStringConvertible {
     public let message: String
     public let attempts: Int
 
-    public init(_ kind: Kind, provider: String, status: Int? = nil, message: String, attempts: Int = 1) {
+    public init(
+        _ kind: Kind, provider: String, status: Int? = nil, message: String, attempts: Int = 1
+    ) {
         self.kind = kind
         self.provider = provider
         self.status = status
@@ -134,7 +137,8 @@ public struct HTTPProviderConfig: Sendable {
 
     public init(
         baseURL: String, apiKey: String = "", model: String, timeoutMs: Int = 60_000,
-        connectTimeoutMs: Int = 5000, retries: Int = 2, retryBaseMs: Int = 500, retryMaxMs: Int = 10_000,
+        connectTimeoutMs: Int = 5000, retries: Int = 2, retryBaseMs: Int = 500,
+        retryMaxMs: Int = 10_000,
         maxOutputTokens: Int = 8000, isConfigured: Bool = true
     ) {
         self.baseURL = baseURL
@@ -165,18 +169,22 @@ public struct HTTPProviderConfig: Sendable {
         let explicitURL = env.values["\(prefix)_BASE_URL"].map { !$0.isEmpty } ?? false
         let key = env.values["\(prefix)_API_KEY"] ?? ""
         self.init(
-            baseURL: explicitURL ? env.string("\(prefix)_BASE_URL", defaultBaseURL) : defaultBaseURL,
+            baseURL: explicitURL
+                ? env.string("\(prefix)_BASE_URL", defaultBaseURL) : defaultBaseURL,
             apiKey: key, model: env.string("\(prefix)_MODEL", defaultModel),
             timeoutMs: number("TIMEOUT_MS", 60_000, min: 100),
             connectTimeoutMs: number("CONNECT_TIMEOUT_MS", 5000, min: 100),
-            retries: number("RETRIES", 2, min: 0), retryBaseMs: number("RETRY_BASE_MS", 500, min: 1),
+            retries: number("RETRIES", 2, min: 0),
+            retryBaseMs: number("RETRY_BASE_MS", 500, min: 1),
             retryMaxMs: number("RETRY_MAX_MS", 10_000, min: 1),
             maxOutputTokens: number("MAX_OUTPUT_TOKENS", 8000, min: 1),
             isConfigured: explicitURL || !key.isEmpty)
     }
 
     /// The longest a call with all its retries can take, for leases and deadlines.
-    public var worstCaseMs: Int { (retries + 1) * (timeoutMs + connectTimeoutMs) + retries * retryMaxMs }
+    public var worstCaseMs: Int {
+        (retries + 1) * (timeoutMs + connectTimeoutMs) + retries * retryMaxMs
+    }
 
     /// For the start-up log line: the key is never shown.
     public var summary: String {
@@ -239,7 +247,8 @@ struct RetryingCaller {
             default:
                 throw ProviderError(
                     .rejected, provider: provider, status: answer.status,
-                    message: "request refused (\(answer.status))\(detail(answer))", attempts: attempt)
+                    message: "request refused (\(answer.status))\(detail(answer))",
+                    attempts: attempt)
             }
             guard attempt <= config.retries else { throw failure }
             usleep(UInt32(min(waitMs, config.retryMaxMs)) * 1000)
@@ -249,11 +258,14 @@ struct RetryingCaller {
     private func transportFailure(_ error: TransportError, attempt: Int) -> ProviderError {
         switch error.kind {
         case .timeout:
-            return ProviderError(.timeout, provider: provider, message: error.message, attempts: attempt)
+            return ProviderError(
+                .timeout, provider: provider, message: error.message, attempts: attempt)
         case .connection:
-            return ProviderError(.connection, provider: provider, message: error.message, attempts: attempt)
+            return ProviderError(
+                .connection, provider: provider, message: error.message, attempts: attempt)
         case .tooLarge, .other:
-            return ProviderError(.malformed, provider: provider, message: error.message, attempts: attempt)
+            return ProviderError(
+                .malformed, provider: provider, message: error.message, attempts: attempt)
         }
     }
 

@@ -35,13 +35,22 @@ public struct TemplateCanvasProvider: CanvasProvider {
             ["language": .string(language), "framework": .string(framework), "dependencies": []]
         }
         let files = [
-            GeneratedFile(path: "/index.html", type: "html", content: site.html, metadata: meta("html", "vanilla")),
-            GeneratedFile(path: "/styles.css", type: "css", content: site.css, metadata: meta("css", "vanilla")),
-            GeneratedFile(path: "/app.js", type: "js", content: site.javascript, metadata: meta("javascript", "vanilla")),
-            GeneratedFile(path: "/README.md", type: "other", content: site.readme, metadata: meta("markdown", "none")),
+            GeneratedFile(
+                path: "/index.html", type: "html", content: site.html,
+                metadata: meta("html", "vanilla")),
+            GeneratedFile(
+                path: "/styles.css", type: "css", content: site.css,
+                metadata: meta("css", "vanilla")),
+            GeneratedFile(
+                path: "/app.js", type: "js", content: site.javascript,
+                metadata: meta("javascript", "vanilla")),
+            GeneratedFile(
+                path: "/README.md", type: "other", content: site.readme,
+                metadata: meta("markdown", "none")),
         ]
         return CanvasGeneration(
-            files: files, provider: name, model: TemplateCanvasProvider.modelName, usage: .zero, attempts: 1)
+            files: files, provider: name, model: TemplateCanvasProvider.modelName, usage: .zero,
+            attempts: 1)
     }
 
     /// The headline a prompt gives: its first sentence or line, white space collapsed, at most
@@ -94,7 +103,9 @@ struct TemplateSite {
 
     private var name: String { escapeHTML(request.projectName) }
     private var lead: String {
-        escapeHTML(request.description.isEmpty ? "Made with the \(layout.rawValue) template." : request.description)
+        escapeHTML(
+            request.description.isEmpty
+                ? "Made with the \(layout.rawValue) template." : request.description)
     }
     private var reveal: String { request.animations ? " reveal" : "" }
 
@@ -134,7 +145,8 @@ struct TemplateSite {
     }
 
     private func header(_ links: [(String, String)]) -> String {
-        let items = links.map { "        <li><a href=\"\($0.0)\">\($0.1)</a></li>" }.joined(separator: "\n")
+        let items = links.map { "        <li><a href=\"\($0.0)\">\($0.1)</a></li>" }.joined(
+            separator: "\n")
         return """
               <header class="site-header">
                 <nav class="nav container" aria-label="Main">
@@ -179,14 +191,21 @@ struct TemplateSite {
                       </article>
             """
         }
-        return "        <div class=\"grid \(columns)\">\n" + cards.joined(separator: "\n") + "\n        </div>"
+        return "        <div class=\"grid \(columns)\">\n" + cards.joined(separator: "\n")
+            + "\n        </div>"
     }
 
     private var saasBody: String {
         let features = cards([
             ("Set up in minutes", "Connect your data and invite your team without writing code."),
-            ("Real-time insights", "Dashboards refresh as events arrive, not at the end of the day."),
-            ("Secure by default", "Single sign-on, audit logs and encryption at rest on every plan."),
+            (
+                "Real-time insights",
+                "Dashboards refresh as events arrive, not at the end of the day."
+            ),
+            (
+                "Secure by default",
+                "Single sign-on, audit logs and encryption at rest on every plan."
+            ),
             ("Built for teams", "Share views, leave comments and assign follow-ups in one place."),
             ("Integrations", "Works with the tools you already use through a documented API."),
             ("Friendly support", "Real people answer within hours, every day of the week."),
@@ -213,7 +232,9 @@ struct TemplateSite {
         let actions =
             "<div class=\"actions\"><a class=\"button\" href=\"#signup\">Start free trial</a>"
             + "<a class=\"button ghost\" href=\"#features\">See features</a></div>"
-        return header([("#features", "Features"), ("#pricing", "Pricing"), ("#signup", "Get started")])
+        return header([
+            ("#features", "Features"), ("#pricing", "Pricing"), ("#signup", "Get started"),
+        ])
             + """
 
               <main id="top">
@@ -341,8 +362,10 @@ struct TemplateSite {
     }
 
     private var dashboardBody: String {
-        let kpis = [("Revenue", "$48,210", "+12%"), ("Active users", "3,482", "+4%"),
-                    ("Conversion", "3.9%", "+0.3 pt"), ("Churn", "1.2%", "-0.2 pt")]
+        let kpis = [
+            ("Revenue", "$48,210", "+12%"), ("Active users", "3,482", "+4%"),
+            ("Conversion", "3.9%", "+0.3 pt"), ("Churn", "1.2%", "-0.2 pt"),
+        ]
         let kpiCards = kpis.map { kpi in
             """
                       <article class="card kpi\(reveal)">
@@ -352,8 +375,10 @@ struct TemplateSite {
                       </article>
             """
         }.joined(separator: "\n")
-        let rows = [("Acme Corp", "Pro", "1,240", "Active"), ("Globex", "Business", "8,900", "Active"),
-                    ("Initech", "Starter", "0", "Trial"), ("Umbrella", "Pro", "2,310", "Past due")]
+        let rows = [
+            ("Acme Corp", "Pro", "1,240", "Active"), ("Globex", "Business", "8,900", "Active"),
+            ("Initech", "Starter", "0", "Trial"), ("Umbrella", "Pro", "2,310", "Past due"),
+        ]
         let tableRows = rows.map {
             "              <tr><td>\($0.0)</td><td>\($0.1)</td><td>$\($0.2)</td><td>\($0.3)</td></tr>"
         }.joined(separator: "\n")
@@ -409,11 +434,14 @@ struct TemplateSite {
         switch request.theme {
         case "dark": palette = ":root {\n\(dark)\n}\n"
         case "auto":
-            palette = ":root {\n\(light)\n}\n@media (prefers-color-scheme: dark) {\n  :root {\n\(dark)\n  }\n}\n"
+            palette =
+                ":root {\n\(light)\n}\n@media (prefers-color-scheme: dark) {\n  :root {\n\(dark)\n  }\n}\n"
         default: palette = ":root {\n\(light)\n}\n"
         }
         var css = "/* \(request.projectName.replacingOccurrences(of: "*/", with: "* /")): "
-        css += "\(layout.rawValue) layout, theme \(request.theme). */\n" + palette + TemplateSite.baseCSS
+        css +=
+            "\(layout.rawValue) layout, theme \(request.theme). */\n" + palette
+            + TemplateSite.baseCSS
         css += request.responsive ? TemplateSite.responsiveCSS : TemplateSite.fixedCSS
         if request.animations { css += TemplateSite.animationCSS }
         return css

@@ -36,14 +36,20 @@ final class CanvasJobTests {
             let id = try cluster.createProject(user)
             let model = unique("good")
             let historyId = try cluster.generate(
-                user, id, ["prompt": .string("Orbit for \(provider)"), "provider": .string(provider), "model": .string(model)])
+                user, id,
+                [
+                    "prompt": .string("Orbit for \(provider)"), "provider": .string(provider),
+                    "model": .string(model),
+                ])
             let done = try cluster.finishedHistory(user, historyId)
             #expect(done["status"]?.stringValue == "completed", "\(provider): \(done)")
             #expect(done.value(at: "metadata.provider")?.stringValue == provider)
             #expect(done.value(at: "metadata.model")?.stringValue == model)
             #expect(done.value(at: "metadata.tokens") == .int64(provider == "anthropic" ? 333 : 33))
             #expect(done.value(at: "result.filesGenerated") == .int64(4))
-            #expect(try cluster.fileContent(user, id, path: "/index.html")?.contains("Orbit for \(provider)") == true)
+            #expect(
+                try cluster.fileContent(user, id, path: "/index.html")?.contains(
+                    "Orbit for \(provider)") == true)
             #expect(server.count(model) == 1)
         }
     }
@@ -53,19 +59,22 @@ final class CanvasJobTests {
         let model = unique("good")
         let id = try cluster.createProject(
             user, settings: ["provider": "anthropic", "model": .string(model)])
-        let done = try cluster.finishedHistory(user, try cluster.generate(user, id, ["prompt": "From settings"]))
+        let done = try cluster.finishedHistory(
+            user, try cluster.generate(user, id, ["prompt": "From settings"]))
         #expect(done.value(at: "metadata.provider")?.stringValue == "anthropic")
         #expect(server.count(model) == 1)
         // The request's provider wins over the project's.
         let overridden = try cluster.finishedHistory(
-            user, try cluster.generate(user, id, ["prompt": "Template now", "provider": "template"]))
+            user,
+            try cluster.generate(user, id, ["prompt": "Template now", "provider": "template"]))
         #expect(overridden.value(at: "metadata.provider")?.stringValue == "template")
     }
 
     @Test func failingProvidersEndTheJobFailedWithTheReason() throws {
         let user = cluster.newUser()
         let cases: [(String, String)] = [
-            ("malformed", "not a JSON object"), ("badshape", "no \"files\" array"), ("badpath", "'..'"),
+            ("malformed", "not a JSON object"), ("badshape", "no \"files\" array"),
+            ("badpath", "'..'"),
             ("slow", "no complete answer within 1500 ms"), ("500always", "server error (503)"),
             ("429always", "rate limited (429)"), ("400", "request refused (400)"),
         ]
@@ -73,13 +82,17 @@ final class CanvasJobTests {
             let id = try cluster.createProject(user)
             let model = unique(behaviour)
             let historyId = try cluster.generate(
-                user, id, ["prompt": "Nope", "provider": "openai-compatible", "model": .string(model)])
+                user, id,
+                ["prompt": "Nope", "provider": "openai-compatible", "model": .string(model)])
             let done = try cluster.finishedHistory(user, historyId, seconds: 20)
             #expect(done["status"]?.stringValue == "failed", "\(behaviour)")
-            #expect(done["error"]?.stringValue?.contains(reason) == true, "\(behaviour): \(done["error"] ?? .null)")
+            #expect(
+                done["error"]?.stringValue?.contains(reason) == true,
+                "\(behaviour): \(done["error"] ?? .null)")
             #expect(try cluster.listFiles(user, id).isEmpty, "\(behaviour) wrote files")
             // The project is free again for the next generation.
-            let next = try cluster.generate(user, id, ["prompt": "Template", "provider": "template"])
+            let next = try cluster.generate(
+                user, id, ["prompt": "Template", "provider": "template"])
             #expect(try cluster.finishedHistory(user, next)["status"]?.stringValue == "completed")
         }
     }
@@ -89,7 +102,10 @@ final class CanvasJobTests {
         let id = try cluster.createProject(user)
         let model = unique("429once")
         let done = try cluster.finishedHistory(
-            user, try cluster.generate(user, id, ["prompt": "Eventually", "provider": "openai-compatible", "model": .string(model)]))
+            user,
+            try cluster.generate(
+                user, id,
+                ["prompt": "Eventually", "provider": "openai-compatible", "model": .string(model)]))
         #expect(done["status"]?.stringValue == "completed")
         #expect(done.value(at: "metadata.attempts") == .int64(2))
         #expect(server.count(model) == 2)
@@ -100,13 +116,18 @@ final class CanvasJobTests {
         let id = try cluster.createProject(user)
         let model = unique("slow-1")
         let first = try cluster.generate(
-            user, id, ["prompt": "Slow one", "provider": "openai-compatible", "model": .string(model)])
-        let second = try cluster.post("/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"Too soon"}"#)
+            user, id,
+            ["prompt": "Slow one", "provider": "openai-compatible", "model": .string(model)])
+        let second = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"Too soon"}"#)
         #expect(second.status == 409)
-        let rollback = try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(first)"}"#)
+        let rollback = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(first)"}"#)
         #expect(rollback.status == 409)
         #expect(try cluster.finishedHistory(user, first)["status"]?.stringValue == "completed")
-        #expect(try cluster.post("/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"Now"}"#).status == 202)
+        #expect(
+            try cluster.post("/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"Now"}"#)
+                .status == 202)
     }
 
     @Test func jobSurvivesACanvasRestartAndRunsToTheEnd() throws {
@@ -114,7 +135,8 @@ final class CanvasJobTests {
         let id = try cluster.createProject(user)
         let model = unique("slow-1")
         let historyId = try cluster.generate(
-            user, id, ["prompt": "Survivor", "provider": "openai-compatible", "model": .string(model)])
+            user, id,
+            ["prompt": "Survivor", "provider": "openai-compatible", "model": .string(model)])
         // Kill the service while the provider call is in flight.
         let end = Date().addingTimeInterval(5)
         while server.count(model) == 0 && Date() < end { usleep(20_000) }
@@ -138,7 +160,9 @@ final class CanvasJobTests {
         let id = try cluster.createProject(user)
         let model = unique("slow-1")
         let headers = ["Idempotency-Key": "repeat-\(UUID().uuidString)"]
-        let body = json(["prompt": "Once only", "provider": "openai-compatible", "model": .string(model)])
+        let body = json([
+            "prompt": "Once only", "provider": "openai-compatible", "model": .string(model),
+        ])
         let path = "/api/chat/canvas/projects/\(id)/generate"
         let first = try cluster.post(path, user, body, headers: headers)
         let again = try cluster.post(path, user, body, headers: headers)

@@ -12,7 +12,9 @@ struct CanvasProviderTests {
 
     init() throws { server = try FakeModelServer() }
 
-    func config(_ base: String, model: String, timeoutMs: Int = 5000, retries: Int = 2) -> HTTPProviderConfig {
+    func config(_ base: String, model: String, timeoutMs: Int = 5000, retries: Int = 2)
+        -> HTTPProviderConfig
+    {
         HTTPProviderConfig(
             baseURL: base, apiKey: FakeModelServer.key, model: model, timeoutMs: timeoutMs,
             connectTimeoutMs: 1000, retries: retries, retryBaseMs: 20, retryMaxMs: 2000)
@@ -21,17 +23,20 @@ struct CanvasProviderTests {
     func openAI(_ model: String, timeoutMs: Int = 5000, retries: Int = 2) -> ModelCanvasProvider {
         ModelCanvasProvider(
             chat: OpenAICompatibleProvider(
-                config: config(server.openAIBaseURL, model: model, timeoutMs: timeoutMs, retries: retries)),
+                config: config(
+                    server.openAIBaseURL, model: model, timeoutMs: timeoutMs, retries: retries)),
             limits: limits)
     }
 
     func anthropic(_ model: String) -> ModelCanvasProvider {
         ModelCanvasProvider(
-            chat: AnthropicProvider(config: config(server.anthropicBaseURL, model: model)), limits: limits)
+            chat: AnthropicProvider(config: config(server.anthropicBaseURL, model: model)),
+            limits: limits)
     }
 
     func request(_ prompt: String = "Launch Orbit Analytics") -> CanvasRequest {
-        CanvasRequest(prompt: prompt, projectName: "Orbit", template: "SaaS Landing", category: "Landing")
+        CanvasRequest(
+            prompt: prompt, projectName: "Orbit", template: "SaaS Landing", category: "Landing")
     }
 
     func unique(_ behaviour: String) -> String { "\(behaviour):\(UUID().uuidString.prefix(8))" }
@@ -48,7 +53,8 @@ struct CanvasProviderTests {
     @Test func openAICompatibleAnswerBecomesValidatedFiles() throws {
         let model = unique("good")
         let generation = try openAI(model).generate(request("Launch Orbit Analytics"))
-        #expect(generation.files.map(\.path) == ["/index.html", "/styles.css", "/app.js", "/README.md"])
+        #expect(
+            generation.files.map(\.path) == ["/index.html", "/styles.css", "/app.js", "/README.md"])
         #expect(generation.files[2].type == "js")
         #expect(generation.files[0].content.contains("Launch Orbit Analytics"))
         #expect(generation.usage == TokenUsage(input: 11, output: 22, estimated: false))
@@ -56,7 +62,8 @@ struct CanvasProviderTests {
 
         let sent = try #require(server.requests(model).first)
         #expect(sent["auth"]?.stringValue == "Bearer \(FakeModelServer.key)")
-        #expect(sent.value(at: "body.messages")?.arrayValue?.first?.documentValue?["role"] == "system")
+        #expect(
+            sent.value(at: "body.messages")?.arrayValue?.first?.documentValue?["role"] == "system")
         #expect(sent.value(at: "body.stream") == .bool(false))
     }
 
@@ -120,7 +127,8 @@ struct CanvasProviderTests {
     @Test func wrongKeyIsRefusedAndNeverLogged() throws {
         var settings = config(server.openAIBaseURL, model: unique("good"))
         settings.apiKey = "wrong-secret-key"
-        let provider = ModelCanvasProvider(chat: OpenAICompatibleProvider(config: settings), limits: limits)
+        let provider = ModelCanvasProvider(
+            chat: OpenAICompatibleProvider(config: settings), limits: limits)
         let error = try #require(failure(provider))
         #expect(error.kind == .rejected && error.status == 401)
         #expect(!error.description.contains("wrong-secret-key"))
@@ -157,7 +165,8 @@ struct CanvasProviderTests {
         let port = try Cluster.freePort()
         var settings = config("http://127.0.0.1:\(port)/v1", model: "good", retries: 1)
         settings.retryBaseMs = 10
-        let provider = ModelCanvasProvider(chat: OpenAICompatibleProvider(config: settings), limits: limits)
+        let provider = ModelCanvasProvider(
+            chat: OpenAICompatibleProvider(config: settings), limits: limits)
         let error = try #require(failure(provider))
         #expect(error.kind == .connection && error.attempts == 2)
     }

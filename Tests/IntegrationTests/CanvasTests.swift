@@ -36,10 +36,13 @@ struct CanvasTests {
 
         let list = try cluster.get("/api/chat/canvas/projects", user)
         #expect(list.status == 200)
-        let ids = list["items"]?.arrayValue?.compactMap { $0.documentValue?["projectId"]?.stringValue }
+        let ids = list["items"]?.arrayValue?.compactMap {
+            $0.documentValue?["projectId"]?.stringValue
+        }
         #expect(ids == [doc["projectId"]?.stringValue].compactMap { $0 })
         #expect(list["nextCursor"] == .null)
-        let byConversation = try cluster.get("/api/chat/canvas/projects?conversationId=conv-1", user)
+        let byConversation = try cluster.get(
+            "/api/chat/canvas/projects?conversationId=conv-1", user)
         #expect(byConversation["items"]?.arrayValue?.count == 1)
     }
 
@@ -66,7 +69,8 @@ struct CanvasTests {
             #expect(result.errorFields.contains(field), "\(body): \(result.text)")
         }
         let hundred = try cluster.post(
-            "/api/chat/canvas/projects", user, "{\"name\":\"\(String(repeating: "😀", count: 100))\",\(base)}")
+            "/api/chat/canvas/projects", user,
+            "{\"name\":\"\(String(repeating: "😀", count: 100))\",\(base)}")
         #expect(hundred.status == 201)
     }
 
@@ -74,7 +78,8 @@ struct CanvasTests {
         let user = cluster.newUser()
         let id = try cluster.createProject(user, settings: ["theme": "dark", "animations": false])
         let path = "/api/chat/canvas/projects/\(id)"
-        let renamed = try cluster.put(path, user, #"{"name":"Renamed","description":"Now with words"}"#)
+        let renamed = try cluster.put(
+            path, user, #"{"name":"Renamed","description":"Now with words"}"#)
         #expect(renamed.status == 200)
         #expect(renamed["name"]?.stringValue == "Renamed")
         #expect(renamed["template"]?.stringValue == "SaaS Landing")
@@ -95,21 +100,30 @@ struct CanvasTests {
         let id = try cluster.createProject(user)
         let file = try cluster.createFile(user, id, "a.txt", "a")
         let fileId = try #require(file["fileId"]?.stringValue)
-        #expect(try cluster.put("/api/chat/canvas/projects/\(id)", user, #"{"status":"archived"}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/canvas/projects/\(id)", user, #"{"status":"archived"}"#)
+                .status == 200)
 
         let body = json(["projectId": .string(id), "path": "b.txt", "content": "b"])
         #expect(try cluster.post("/api/chat/canvas/files", user, body).status == 409)
-        #expect(try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"content":"x"}"#).status == 409)
+        #expect(
+            try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"content":"x"}"#).status
+                == 409)
         #expect(try cluster.delete("/api/chat/canvas/files/\(fileId)", user).status == 409)
-        let generate = try cluster.post("/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"Hi"}"#)
+        let generate = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"Hi"}"#)
         #expect(generate.status == 409)
         #expect(try cluster.get("/api/chat/canvas/files/\(fileId)", user).status == 200)
 
         let archived = try cluster.get("/api/chat/canvas/projects?status=archived", user)
         #expect(archived["items"]?.arrayValue?.count == 1)
-        #expect(try cluster.put("/api/chat/canvas/projects/\(id)", user, #"{"status":"deleted"}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/canvas/projects/\(id)", user, #"{"status":"deleted"}"#)
+                .status == 200)
         #expect(try cluster.get("/api/chat/canvas/projects", user)["items"]?.arrayValue?.count == 0)
-        #expect(try cluster.put("/api/chat/canvas/projects/\(id)", user, #"{"status":"active"}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/canvas/projects/\(id)", user, #"{"status":"active"}"#).status
+                == 200)
         #expect(try cluster.post("/api/chat/canvas/files", user, body).status == 201)
     }
 
@@ -123,12 +137,17 @@ struct CanvasTests {
             let query = cursor.map { "?limit=3&cursor=\($0)" } ?? "?limit=3"
             let page = try cluster.get("/api/chat/canvas/projects\(query)", user)
             #expect(page.status == 200)
-            seen += (page["items"]?.arrayValue ?? []).compactMap { $0.documentValue?["projectId"]?.stringValue }
+            seen += (page["items"]?.arrayValue ?? []).compactMap {
+                $0.documentValue?["projectId"]?.stringValue
+            }
             cursor = page["nextCursor"]?.stringValue
         } while cursor != nil
         #expect(seen.count == 7 && Set(seen) == made)
-        for bad in ["limit=0", "limit=101", "limit=x", "cursor=%%%", "status=gone", "userId=\(user.id.hex)"] {
-            #expect(try cluster.get("/api/chat/canvas/projects?\(bad)", user).status == 400, "\(bad)")
+        for bad in [
+            "limit=0", "limit=101", "limit=x", "cursor=%%%", "status=gone", "userId=\(user.id.hex)",
+        ] {
+            #expect(
+                try cluster.get("/api/chat/canvas/projects?\(bad)", user).status == 400, "\(bad)")
         }
     }
 
@@ -142,7 +161,9 @@ struct CanvasTests {
             "/api/chat/canvas/files", user,
             json([
                 "projectId": .string(id), "path": "/pages/index.html", "content": .string(content),
-                "metadata": ["language": "html", "framework": "vanilla", "dependencies": ["alpine"]],
+                "metadata": [
+                    "language": "html", "framework": "vanilla", "dependencies": ["alpine"],
+                ],
             ]))
         #expect(created.status == 201)
         let file = try #require(created.document)
@@ -155,26 +176,33 @@ struct CanvasTests {
 
         let read = try cluster.get("/api/chat/canvas/files/\(fileId)", user)
         #expect(read["content"]?.stringValue == content)
-        #expect(!read.text.contains("$numberLong") && !read.text.contains("$date") && !read.text.contains("_id"))
+        #expect(
+            !read.text.contains("$numberLong") && !read.text.contains("$date")
+                && !read.text.contains("_id"))
         let listed = try cluster.get("/api/chat/canvas/projects/\(id)/files", user)
         let item = try #require(listed["items"]?.arrayValue?.first?.documentValue)
         #expect(item["content"] == nil && item["size"] == file["size"])
 
-        let right = #"{"projectId":"\#(id)","path":"ok.txt","content":"abc","size":3,"checksum":"\#(Crypto.sha256Hex(Array("abc".utf8)).uppercased())"}"#
+        let right =
+            #"{"projectId":"\#(id)","path":"ok.txt","content":"abc","size":3,"checksum":"\#(Crypto.sha256Hex(Array("abc".utf8)).uppercased())"}"#
         #expect(try cluster.post("/api/chat/canvas/files", user, right).status == 201)
         let wrongSize = #"{"projectId":"\#(id)","path":"s.txt","content":"abc","size":4}"#
         #expect(try cluster.post("/api/chat/canvas/files", user, wrongSize).errorFields == ["size"])
         let wrongSum = #"{"projectId":"\#(id)","path":"c.txt","content":"abc","checksum":"00"}"#
-        #expect(try cluster.post("/api/chat/canvas/files", user, wrongSum).errorFields == ["checksum"])
+        #expect(
+            try cluster.post("/api/chat/canvas/files", user, wrongSum).errorFields == ["checksum"])
         let badType = #"{"projectId":"\#(id)","path":"t.txt","content":"abc","type":"pdf"}"#
         #expect(try cluster.post("/api/chat/canvas/files", user, badType).errorFields == ["type"])
 
-        let updated = try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"content":"tiny"}"#)
+        let updated = try cluster.put(
+            "/api/chat/canvas/files/\(fileId)", user, #"{"content":"tiny"}"#)
         #expect(updated.status == 200)
         #expect(updated["size"] == .int64(4))
         #expect(updated["checksum"]?.stringValue == Crypto.sha256Hex(Array("tiny".utf8)))
         #expect(updated.document?.value(at: "metadata.framework")?.stringValue == "vanilla")
-        #expect(try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"size":4}"#).errorFields == ["size"])
+        #expect(
+            try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"size":4}"#).errorFields
+                == ["size"])
     }
 
     @Test func filePathsAreNormalisedAndUniquePerProject() throws {
@@ -187,32 +215,44 @@ struct CanvasTests {
         #expect(made["type"]?.stringValue == "css")
 
         let refused = [
-            "../secret", "a/../../b", "/a//b", "a/", "//host/share", "", "C:\\\\x", "\\\\..\\\\x", "~/x",
+            "../secret", "a/../../b", "/a//b", "a/", "//host/share", "", "C:\\\\x", "\\\\..\\\\x",
+            "~/x",
             "a/\\u0000b", String(repeating: "a", count: 256),
         ]
         for path in refused {
             let result = try cluster.post(
-                "/api/chat/canvas/files", user, #"{"projectId":"\#(id)","path":"\#(path)","content":""}"#)
+                "/api/chat/canvas/files", user,
+                #"{"projectId":"\#(id)","path":"\#(path)","content":""}"#)
             #expect(result.status == 400, "\(path)")
             #expect(result.errorFields == ["path"], "\(path): \(result.text)")
         }
         let duplicate = try cluster.post(
-            "/api/chat/canvas/files", user, #"{"projectId":"\#(id)","path":"/css/site.css","content":"x"}"#)
+            "/api/chat/canvas/files", user,
+            #"{"projectId":"\#(id)","path":"/css/site.css","content":"x"}"#)
         #expect(duplicate.status == 409 && duplicate.errorFields == ["path"])
-        #expect(try cluster.createFile(user, other, "css/site.css", "x")["path"]?.stringValue == "/css/site.css")
+        #expect(
+            try cluster.createFile(user, other, "css/site.css", "x")["path"]?.stringValue
+                == "/css/site.css")
         let wrongName = try cluster.post(
-            "/api/chat/canvas/files", user, #"{"projectId":"\#(id)","path":"a.js","name":"b.js","content":""}"#)
+            "/api/chat/canvas/files", user,
+            #"{"projectId":"\#(id)","path":"a.js","name":"b.js","content":""}"#)
         #expect(wrongName.errorFields == ["name"])
 
         // Renaming follows the same rules; the name follows the path.
         let fileId = try #require(made["fileId"]?.stringValue)
         let second = try cluster.createFile(user, id, "main.js", "1")
-        let renamed = try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"path":"styles/main.css"}"#)
-        #expect(renamed["path"]?.stringValue == "/styles/main.css" && renamed["name"]?.stringValue == "main.css")
+        let renamed = try cluster.put(
+            "/api/chat/canvas/files/\(fileId)", user, #"{"path":"styles/main.css"}"#)
+        #expect(
+            renamed["path"]?.stringValue == "/styles/main.css"
+                && renamed["name"]?.stringValue == "main.css")
         let clash = try cluster.put(
-            "/api/chat/canvas/files/\(second["fileId"]?.stringValue ?? "")", user, #"{"path":"styles/main.css"}"#)
+            "/api/chat/canvas/files/\(second["fileId"]?.stringValue ?? "")", user,
+            #"{"path":"styles/main.css"}"#)
         #expect(clash.status == 409)
-        #expect(try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"path":"../x"}"#).status == 400)
+        #expect(
+            try cluster.put("/api/chat/canvas/files/\(fileId)", user, #"{"path":"../x"}"#).status
+                == 400)
     }
 
     @Test func projectStatsFollowEveryFileChange() throws {
@@ -221,7 +261,8 @@ struct CanvasTests {
         let a = try cluster.createFile(user, id, "a.txt", String(repeating: "a", count: 100))
         _ = try cluster.createFile(user, id, "b.txt", "ß")
         let c = try cluster.createFile(user, id, "c.txt", "ccc")
-        _ = try cluster.put("/api/chat/canvas/files/\(a["fileId"]?.stringValue ?? "")", user, #"{"content":"aa"}"#)
+        _ = try cluster.put(
+            "/api/chat/canvas/files/\(a["fileId"]?.stringValue ?? "")", user, #"{"content":"aa"}"#)
         _ = try cluster.delete("/api/chat/canvas/files/\(c["fileId"]?.stringValue ?? "")", user)
 
         // Concurrent creates and updates: every change is one atomic $inc.
@@ -231,11 +272,13 @@ struct CanvasTests {
             DispatchQueue.global().async(group: group) {
                 let created = try? cluster.post(
                     "/api/chat/canvas/files", user,
-                    #"{"projectId":"\#(id)","path":"many/\#(index).txt","content":"\#(String(repeating: "x", count: index))"}"#)
+                    #"{"projectId":"\#(id)","path":"many/\#(index).txt","content":"\#(String(repeating: "x", count: index))"}"#
+                )
                 if created?.status != 201 { failures.add(1, ordering: .relaxed) }
                 let content = String(repeating: "y", count: index % 5)
                 let updated = try? cluster.put(
-                    "/api/chat/canvas/files/\(a["fileId"]?.stringValue ?? "")", user, #"{"content":"\#(content)"}"#)
+                    "/api/chat/canvas/files/\(a["fileId"]?.stringValue ?? "")", user,
+                    #"{"content":"\#(content)"}"#)
                 if updated?.status != 200 { failures.add(1, ordering: .relaxed) }
             }
         }
@@ -270,8 +313,10 @@ struct CanvasTests {
         #expect(seen == paths.map { "/\($0)" }.sorted())
         let onlyCSS = try cluster.get("/api/chat/canvas/projects/\(id)/files?type=css", user)
         #expect(onlyCSS["items"]?.arrayValue?.isEmpty == true)
-        #expect(try cluster.get("/api/chat/canvas/projects/\(id)/files?type=pdf", user).status == 400)
-        #expect(try cluster.get("/api/chat/canvas/projects/\(id)/files?cursor=!!", user).status == 400)
+        #expect(
+            try cluster.get("/api/chat/canvas/projects/\(id)/files?type=pdf", user).status == 400)
+        #expect(
+            try cluster.get("/api/chat/canvas/projects/\(id)/files?cursor=!!", user).status == 400)
     }
 
     @Test func fileOverTheLimitIsRefusedWith413WhileLargeFilesFit() throws {
@@ -280,12 +325,14 @@ struct CanvasTests {
         // 1.5 MiB: above the gateway's 1 MiB default body limit, accepted on this route.
         let large = String(repeating: "a", count: 3 << 19)
         let accepted = try cluster.post(
-            "/api/chat/canvas/files", user, #"{"projectId":"\#(id)","path":"big.txt","content":"\#(large)"}"#)
+            "/api/chat/canvas/files", user,
+            #"{"projectId":"\#(id)","path":"big.txt","content":"\#(large)"}"#)
         #expect(accepted.status == 201)
         #expect(accepted["size"] == .int64(Int64(3 << 19)))
         let tooLarge = String(repeating: "é", count: 1 << 20 + 1)
         let refused = try cluster.post(
-            "/api/chat/canvas/files", user, #"{"projectId":"\#(id)","path":"huge.txt","content":"\#(tooLarge)"}"#)
+            "/api/chat/canvas/files", user,
+            #"{"projectId":"\#(id)","path":"huge.txt","content":"\#(tooLarge)"}"#)
         #expect(refused.status == 413)
         #expect(refused.errorFields == ["content"])
         #expect(try cluster.listFiles(user, id).count == 1)
@@ -314,40 +361,54 @@ struct CanvasTests {
             ("GET", "/api/chat/canvas/files/\(fileId)", nil),
             ("PUT", "/api/chat/canvas/files/\(fileId)", #"{"content":"x"}"#),
             ("DELETE", "/api/chat/canvas/files/\(fileId)", nil),
-            ("POST", "/api/chat/canvas/files", #"{"projectId":"\#(id)","path":"x.html","content":"x"}"#),
+            (
+                "POST", "/api/chat/canvas/files",
+                #"{"projectId":"\#(id)","path":"x.html","content":"x"}"#
+            ),
             ("GET", "/api/chat/canvas/history/\(historyId)", nil),
         ]
         for (method, path, body) in calls {
-            let result = try HTTPClient.send(cluster, method, path, token: intruder.token, body: body)
+            let result = try HTTPClient.send(
+                cluster, method, path, token: intruder.token, body: body)
             #expect(result.status == 404, "\(method) \(path): \(result.status)")
             #expect(result.errorCode == "not_found")
             let anonymous = try HTTPClient.send(cluster, method, path, body: body)
             #expect(anonymous.status == 401, "\(method) \(path)")
-            let forged = try HTTPClient.send(cluster, method, path, token: owner.token + "x", body: body)
+            let forged = try HTTPClient.send(
+                cluster, method, path, token: owner.token + "x", body: body)
             #expect(forged.status == 401, "\(method) \(path)")
         }
         let project = try cluster.get("/api/chat/canvas/projects/\(id)", owner)
         #expect(project["name"]?.stringValue == "Modern SaaS Landing Page")
         #expect(try cluster.fileContent(owner, id, path: "/index.html")?.contains("Owner") == true)
-        #expect(try cluster.get("/api/chat/canvas/projects/\(id)/history", owner)["items"]?.arrayValue?.count == 1)
+        #expect(
+            try cluster.get("/api/chat/canvas/projects/\(id)/history", owner)["items"]?.arrayValue?
+                .count == 1)
     }
 
     @Test func malformedIdsGetNotFoundNeverServerErrors() throws {
         let user = cluster.newUser()
         let ids = [
-            "abc", "1", "-1", "aaaaaaaaaaaa", "zzzzzzzzzzzzzzzzzzzzzzzz", String(repeating: "a", count: 23),
-            String(repeating: "a", count: 25), "000000000000000000000000", "%00", "a%2Fb", "null", "undefined",
+            "abc", "1", "-1", "aaaaaaaaaaaa", "zzzzzzzzzzzzzzzzzzzzzzzz",
+            String(repeating: "a", count: 23),
+            String(repeating: "a", count: 25), "000000000000000000000000", "%00", "a%2Fb", "null",
+            "undefined",
             "%24where", String(repeating: "x", count: 10_000),
         ]
         for id in ids {
             for (method, path) in [
-                ("GET", "/api/chat/canvas/projects/\(id)"), ("DELETE", "/api/chat/canvas/projects/\(id)"),
-                ("GET", "/api/chat/canvas/projects/\(id)/files"), ("GET", "/api/chat/canvas/files/\(id)"),
-                ("GET", "/api/chat/canvas/history/\(id)"), ("GET", "/api/chat/canvas/projects/\(id)/export"),
+                ("GET", "/api/chat/canvas/projects/\(id)"),
+                ("DELETE", "/api/chat/canvas/projects/\(id)"),
+                ("GET", "/api/chat/canvas/projects/\(id)/files"),
+                ("GET", "/api/chat/canvas/files/\(id)"),
+                ("GET", "/api/chat/canvas/history/\(id)"),
+                ("GET", "/api/chat/canvas/projects/\(id)/export"),
             ] {
                 let result = try HTTPClient.send(cluster, method, path, token: user.token)
                 let allowed = id.count > 2000 ? [404, 414] : [404]
-                #expect(allowed.contains(result.status), "\(method) \(path.prefix(60)): \(result.status)")
+                #expect(
+                    allowed.contains(result.status),
+                    "\(method) \(path.prefix(60)): \(result.status)")
                 #expect(result.document?["error"] != nil)
             }
         }
@@ -376,15 +437,17 @@ struct CanvasTests {
         #expect(done["run"] == nil && done["runCount"] == nil)
 
         let files = try cluster.listFiles(user, id)
-        #expect(Set(files.compactMap { $0["path"]?.stringValue })
-            == ["/index.html", "/styles.css", "/app.js", "/README.md"])
+        #expect(
+            Set(files.compactMap { $0["path"]?.stringValue })
+                == ["/index.html", "/styles.css", "/app.js", "/README.md"])
         let total = files.compactMap { $0["size"]?.intValue }.reduce(0, +)
         #expect(done.value(at: "result.totalSize")?.intValue == total)
         let project = try cluster.get("/api/chat/canvas/projects/\(id)", user)
         #expect(project.document?.value(at: "stats.totalSize")?.intValue == total)
         #expect(project.document?.value(at: "stats.filesGenerated") == .int64(4))
         for file in files {
-            let read = try cluster.get("/api/chat/canvas/files/\(file["fileId"]?.stringValue ?? "")", user)
+            let read = try cluster.get(
+                "/api/chat/canvas/files/\(file["fileId"]?.stringValue ?? "")", user)
             let content = try #require(read["content"]?.stringValue)
             #expect(Crypto.sha256Hex(Array(content.utf8)) == file["checksum"]?.stringValue)
             #expect(Int64(content.utf8.count) == file["size"]?.intValue)
@@ -392,7 +455,9 @@ struct CanvasTests {
         let html = try #require(try cluster.fileContent(user, id, path: "/index.html"))
         #expect(html.contains("<h1 id=\"headline\">Launch Orbit Analytics in minutes</h1>"))
         let history = try cluster.get("/api/chat/canvas/projects/\(id)/history", user)
-        #expect(history["items"]?.arrayValue?.first?.documentValue?["historyId"]?.stringValue == historyId)
+        #expect(
+            history["items"]?.arrayValue?.first?.documentValue?["historyId"]?.stringValue
+                == historyId)
     }
 
     @Test func eachTemplateBuildsItsOwnLayoutFromTheSettings() throws {
@@ -404,8 +469,10 @@ struct CanvasTests {
             ("Admin", "Dashboard", ["theme": "auto"], ["id=\"chart\"", "data-sortable"]),
         ]
         for (template, category, settings, marks) in layouts {
-            let id = try cluster.createProject(user, template: template, category: category, settings: settings)
-            let done = try cluster.finishedHistory(user, try cluster.generate(user, id, ["prompt": "Hello <world> & co"]))
+            let id = try cluster.createProject(
+                user, template: template, category: category, settings: settings)
+            let done = try cluster.finishedHistory(
+                user, try cluster.generate(user, id, ["prompt": "Hello <world> & co"]))
             #expect(done["status"]?.stringValue == "completed")
             let html = try #require(try cluster.fileContent(user, id, path: "/index.html"))
             let css = try #require(try cluster.fileContent(user, id, path: "/styles.css"))
@@ -430,26 +497,33 @@ struct CanvasTests {
         for (template, category) in [("SaaS Landing", "Landing"), ("Dashboard", "Analytics")] {
             let id = try cluster.createProject(user, template: template, category: category)
             let prompt = "Ship \(template) pages with Orbit"
-            _ = try cluster.finishedHistory(user, try cluster.generate(user, id, ["prompt": .string(prompt)]))
+            _ = try cluster.finishedHistory(
+                user, try cluster.generate(user, id, ["prompt": .string(prompt)]))
             let dir = try temporaryDirectory("uc-site")
             defer { try? FileManager.default.removeItem(at: dir) }
             for path in ["/index.html", "/styles.css", "/app.js"] {
                 let content = try #require(try cluster.fileContent(user, id, path: path))
-                try content.write(to: dir.appendingPathComponent(String(path.dropFirst())), atomically: true, encoding: .utf8)
+                try content.write(
+                    to: dir.appendingPathComponent(String(path.dropFirst())), atomically: true,
+                    encoding: .utf8)
             }
             let profile = try temporaryDirectory("uc-chromium")
             defer { try? FileManager.default.removeItem(at: profile) }
             let (status, dom) = try runProgram(
                 chromium,
                 [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile.path)",
-                    "--virtual-time-budget=2000", "--dump-dom", dir.appendingPathComponent("index.html").absoluteString,
+                    "--headless", "--no-sandbox", "--disable-gpu",
+                    "--user-data-dir=\(profile.path)",
+                    "--virtual-time-budget=2000", "--dump-dom",
+                    dir.appendingPathComponent("index.html").absoluteString,
                 ])
             #expect(status == 0)
             #expect(dom.contains("<h1 id=\"headline\">\(prompt)</h1>"), "\(dom.prefix(400))")
             // app.js ran: it marks the document and fills in the footer year or the chart.
             #expect(dom.contains("class=\"js\""))
-            if template == "Dashboard" { #expect(dom.components(separatedBy: "class=\"bar\"").count == 7) }
+            if template == "Dashboard" {
+                #expect(dom.components(separatedBy: "class=\"bar\"").count == 7)
+            }
         }
     }
 
@@ -463,7 +537,8 @@ struct CanvasTests {
         let export = try cluster.get("/api/chat/canvas/projects/\(id)/export", user)
         #expect(export.status == 200)
         #expect(export.headers["content-type"] == "application/zip")
-        #expect(export.headers["content-disposition"] == "attachment; filename=\"Export-me-now.zip\"")
+        #expect(
+            export.headers["content-disposition"] == "attachment; filename=\"Export-me-now.zip\"")
         #expect(export.body.starts(with: [0x50, 0x4B, 0x03, 0x04]))
         let dir = try temporaryDirectory("uc-zip")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -483,7 +558,8 @@ struct CanvasTests {
             let name = String((file["path"]?.stringValue ?? "").dropFirst())
             #expect(listing[name]?.stringValue == file["checksum"]?.stringValue, "\(name)")
         }
-        let empty = try cluster.get("/api/chat/canvas/projects/\(try cluster.createProject(user))/export", user)
+        let empty = try cluster.get(
+            "/api/chat/canvas/projects/\(try cluster.createProject(user))/export", user)
         #expect(empty.status == 200 && empty.body.count == 22)
     }
 
@@ -496,36 +572,49 @@ struct CanvasTests {
         _ = try cluster.createFile(user, id, "extra.txt", "added later")
         let second = try cluster.generate(user, id, ["prompt": "Second headline"])
         _ = try cluster.finishedHistory(user, second)
-        #expect(try cluster.fileContent(user, id, path: "/index.html")?.contains("Second headline") == true)
+        #expect(
+            try cluster.fileContent(user, id, path: "/index.html")?.contains("Second headline")
+                == true)
 
-        let rolled = try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(first)"}"#)
+        let rolled = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(first)"}"#)
         #expect(rolled.status == 200)
         #expect(rolled["filesRemoved"] == .int64(1))
         let restored = try cluster.listFiles(user, id)
-        #expect(Set(restored.compactMap { $0["checksum"]?.stringValue })
-            == Set(afterFirst.compactMap { $0["checksum"]?.stringValue }))
-        #expect(try cluster.fileContent(user, id, path: "/index.html")?.contains("First headline") == true)
+        #expect(
+            Set(restored.compactMap { $0["checksum"]?.stringValue })
+                == Set(afterFirst.compactMap { $0["checksum"]?.stringValue }))
+        #expect(
+            try cluster.fileContent(user, id, path: "/index.html")?.contains("First headline")
+                == true)
         let project = try cluster.get("/api/chat/canvas/projects/\(id)", user)
         #expect(project.document?.value(at: "stats.filesGenerated") == .int64(4))
-        #expect(project.document?.value(at: "stats.totalSize")?.intValue
-            == restored.compactMap { $0["size"]?.intValue }.reduce(0, +))
+        #expect(
+            project.document?.value(at: "stats.totalSize")?.intValue
+                == restored.compactMap { $0["size"]?.intValue }.reduce(0, +))
         #expect(rolled["stats"] == project["stats"])
 
-        let forward = try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(second)"}"#)
+        let forward = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(second)"}"#)
         #expect(forward.status == 200)
         #expect(try cluster.fileContent(user, id, path: "/extra.txt") == "added later")
         let before = try cluster.post(
-            "/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(first)","state":"before"}"#)
+            "/api/chat/canvas/projects/\(id)/rollback", user,
+            #"{"historyId":"\#(first)","state":"before"}"#)
         #expect(before.status == 200)
         #expect(try cluster.listFiles(user, id).isEmpty)
 
-        let unknown = try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"hist-x"}"#)
+        let unknown = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"hist-x"}"#)
         #expect(unknown.status == 404)
         let otherProject = try cluster.createProject(user)
         let elsewhere = try cluster.post(
-            "/api/chat/canvas/projects/\(otherProject)/rollback", user, #"{"historyId":"\#(first)"}"#)
+            "/api/chat/canvas/projects/\(otherProject)/rollback", user,
+            #"{"historyId":"\#(first)"}"#)
         #expect(elsewhere.status == 404)
-        #expect(try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, "{}").errorFields == ["historyId"])
+        #expect(
+            try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, "{}").errorFields
+                == ["historyId"])
     }
 
     @Test func generateValidatesThePromptAndTheProvider() throws {
@@ -535,14 +624,22 @@ struct CanvasTests {
         #expect(try cluster.post(path, user, "{}").errorFields == ["prompt"])
         #expect(try cluster.post(path, user, #"{"prompt":"   "}"#).errorFields == ["prompt"])
         #expect(try cluster.post(path, user, #"{"prompt":7}"#).errorFields == ["prompt"])
-        #expect(try cluster.post(path, user, #"{"prompt":"x","provider":"gpt"}"#).errorFields == ["provider"])
+        #expect(
+            try cluster.post(path, user, #"{"prompt":"x","provider":"gpt"}"#).errorFields == [
+                "provider"
+            ])
         let unconfigured = try cluster.post(path, user, #"{"prompt":"x","provider":"anthropic"}"#)
         #expect(unconfigured.status == 400 && unconfigured.errorFields == ["provider"])
         #expect(unconfigured.text.contains("not configured"))
-        #expect(try cluster.post(path, user, #"{"prompt":"x","temperature":1}"#).errorFields == ["temperature"])
+        #expect(
+            try cluster.post(path, user, #"{"prompt":"x","temperature":1}"#).errorFields == [
+                "temperature"
+            ])
         let long = String(repeating: "p", count: 10_001)
         #expect(try cluster.post(path, user, #"{"prompt":"\#(long)"}"#).errorFields == ["prompt"])
-        #expect(try cluster.get("/api/chat/canvas/projects/\(id)/history", user)["items"]?.arrayValue?.isEmpty == true)
+        #expect(
+            try cluster.get("/api/chat/canvas/projects/\(id)/history", user)["items"]?.arrayValue?
+                .isEmpty == true)
     }
 
     @Test func retriedGenerateWithTheSameKeyRunsOnce() throws {
@@ -555,7 +652,9 @@ struct CanvasTests {
         #expect(first.status == 202 && again.status == 202)
         #expect(first["historyId"] == again["historyId"])
         _ = try cluster.finishedHistory(user, first["historyId"]?.stringValue ?? "")
-        #expect(try cluster.get("/api/chat/canvas/projects/\(id)/history", user)["items"]?.arrayValue?.count == 1)
+        #expect(
+            try cluster.get("/api/chat/canvas/projects/\(id)/history", user)["items"]?.arrayValue?
+                .count == 1)
     }
 
     @Test func aJobDeliveredAgainAfterItEndedDoesNotRunAgain() throws {
@@ -566,7 +665,8 @@ struct CanvasTests {
         let filesBefore = try cluster.listFiles(user, id)
         let redis = cluster.redis()
         let added = try redis.run([
-            "XADD", "uc:jobs:canvas", "*", "historyId", RedisArgument(historyId), "projectId", RedisArgument(id),
+            "XADD", "uc:jobs:canvas", "*", "historyId", RedisArgument(historyId), "projectId",
+            RedisArgument(id),
             "user", RedisArgument(user.id.hex),
         ])
         let entryId = try #require(added.text)
@@ -574,13 +674,17 @@ struct CanvasTests {
         let end = Date().addingTimeInterval(5)
         var remaining = 1
         while Date() < end {
-            let range = try redis.run(["XRANGE", "uc:jobs:canvas", RedisArgument(entryId), RedisArgument(entryId)])
+            let range = try redis.run([
+                "XRANGE", "uc:jobs:canvas", RedisArgument(entryId), RedisArgument(entryId),
+            ])
             remaining = range.array?.count ?? -1
             if remaining == 0 { break }
             usleep(50_000)
         }
         #expect(remaining == 0)
-        #expect(try cluster.get("/api/chat/canvas/history/\(historyId)", user)["updatedAt"] == done["updatedAt"])
+        #expect(
+            try cluster.get("/api/chat/canvas/history/\(historyId)", user)["updatedAt"]
+                == done["updatedAt"])
         let filesAfter = try cluster.listFiles(user, id)
         #expect(filesAfter.map { $0["updatedAt"] } == filesBefore.map { $0["updatedAt"] })
     }
@@ -595,13 +699,17 @@ struct CanvasTests {
         try pool.collection("chat_canvas_history").insertOne([
             "historyId": .string(historyId), "projectId": .string(id), "userId": .objectId(user.id),
             "prompt": "lost", "status": "pending", "result": .null, "error": .null,
-            "metadata": ["provider": "template", "model": "static-site-v1"], "createdAt": .date(hourAgo),
+            "metadata": ["provider": "template", "model": "static-site-v1"],
+            "createdAt": .date(hourAgo),
             "updatedAt": .date(hourAgo),
         ])
         let until = Timestamp(milliseconds: Timestamp.now().milliseconds + 3_600_000)
         try pool.collection("chat_canvas_projects").updateOne(
-            ["projectId": .string(id)], ["$set": ["lock": ["id": .string(historyId), "until": .date(until)]]])
-        #expect(try cluster.post("/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"x"}"#).status == 409)
+            ["projectId": .string(id)],
+            ["$set": ["lock": ["id": .string(historyId), "until": .date(until)]]])
+        #expect(
+            try cluster.post("/api/chat/canvas/projects/\(id)/generate", user, #"{"prompt":"x"}"#)
+                .status == 409)
 
         let failed = try cluster.finishedHistory(user, historyId, seconds: 20)
         #expect(failed["status"]?.stringValue == "failed")
@@ -623,7 +731,9 @@ struct CanvasTests {
         #expect(try cluster.get("/api/chat/canvas/projects/\(id)", user).status == 404)
         #expect(try cluster.get("/api/chat/canvas/history/\(historyId)", user).status == 404)
         for file in files {
-            #expect(try cluster.get("/api/chat/canvas/files/\(file["fileId"]?.stringValue ?? "")", user).status == 404)
+            #expect(
+                try cluster.get("/api/chat/canvas/files/\(file["fileId"]?.stringValue ?? "")", user)
+                    .status == 404)
         }
         #expect(try cluster.get("/api/chat/canvas/projects/\(id)/files", user).status == 404)
         #expect(try cluster.delete("/api/chat/canvas/projects/\(id)", user).status == 404)

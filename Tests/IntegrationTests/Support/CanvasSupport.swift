@@ -5,7 +5,8 @@ import JSONKit
 extension Cluster {
     /// Creates a canvas project and returns its id.
     func createProject(
-        _ user: TestUser, name: String = "Modern SaaS Landing Page", template: String = "SaaS Landing",
+        _ user: TestUser, name: String = "Modern SaaS Landing Page",
+        template: String = "SaaS Landing",
         category: String = "Landing", settings: Document? = nil
     ) throws -> String {
         var body: Document = [
@@ -14,14 +15,19 @@ extension Cluster {
         if let settings { body["settings"] = .document(settings) }
         let result = try post("/api/chat/canvas/projects", user, json(body))
         guard result.status == 201, let id = result["projectId"]?.stringValue else {
-            throw ClusterError(description: "create project failed: \(result.status) \(result.text)")
+            throw ClusterError(
+                description: "create project failed: \(result.status) \(result.text)")
         }
         return id
     }
 
     /// Creates a file and returns the stored document.
-    func createFile(_ user: TestUser, _ projectId: String, _ path: String, _ content: String) throws -> Document {
-        let body: Document = ["projectId": .string(projectId), "path": .string(path), "content": .string(content)]
+    func createFile(_ user: TestUser, _ projectId: String, _ path: String, _ content: String) throws
+        -> Document
+    {
+        let body: Document = [
+            "projectId": .string(projectId), "path": .string(path), "content": .string(content),
+        ]
         let result = try post("/api/chat/canvas/files", user, json(body))
         guard result.status == 201, let doc = result.document else {
             throw ClusterError(description: "create file failed: \(result.status) \(result.text)")
@@ -39,11 +45,15 @@ extension Cluster {
     }
 
     /// Polls a history entry until it leaves `pending`.
-    func finishedHistory(_ user: TestUser, _ historyId: String, seconds: Double = 15) throws -> Document {
+    func finishedHistory(_ user: TestUser, _ historyId: String, seconds: Double = 15) throws
+        -> Document
+    {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             let result = try get("/api/chat/canvas/history/\(historyId)", user)
-            if let doc = result.document, let status = doc["status"]?.stringValue, status != "pending" {
+            if let doc = result.document, let status = doc["status"]?.stringValue,
+                status != "pending"
+            {
                 return doc
             }
             usleep(50_000)
@@ -58,7 +68,9 @@ extension Cluster {
         repeat {
             let query = cursor.map { "?limit=100&cursor=\($0)" } ?? "?limit=100"
             let page = try get("/api/chat/canvas/projects/\(projectId)/files\(query)", user)
-            guard page.status == 200 else { throw ClusterError(description: "list files: \(page.text)") }
+            guard page.status == 200 else {
+                throw ClusterError(description: "list files: \(page.text)")
+            }
             all += (page["items"]?.arrayValue ?? []).compactMap(\.documentValue)
             cursor = page["nextCursor"]?.stringValue
         } while cursor != nil
@@ -67,7 +79,10 @@ extension Cluster {
 
     /// One file's content, by path.
     func fileContent(_ user: TestUser, _ projectId: String, path: String) throws -> String? {
-        guard let file = try listFiles(user, projectId).first(where: { $0["path"]?.stringValue == path }),
+        guard
+            let file = try listFiles(user, projectId).first(where: {
+                $0["path"]?.stringValue == path
+            }),
             let id = file["fileId"]?.stringValue
         else { return nil }
         return try get("/api/chat/canvas/files/\(id)", user)["content"]?.stringValue
@@ -75,8 +90,11 @@ extension Cluster {
 }
 
 /// Runs a program to its end (killed after `seconds`) and returns its status and output.
-func runProgram(_ path: String, _ arguments: [String], seconds: Double = 60) throws -> (Int32, String) {
-    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("out-\(UUID().uuidString)")
+func runProgram(_ path: String, _ arguments: [String], seconds: Double = 60) throws -> (
+    Int32, String
+) {
+    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "out-\(UUID().uuidString)")
     FileManager.default.createFile(atPath: outputURL.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: outputURL) }
     let output = try FileHandle(forWritingTo: outputURL)
@@ -97,7 +115,8 @@ func runProgram(_ path: String, _ arguments: [String], seconds: Double = 60) thr
 
 /// A fresh temporary directory.
 func temporaryDirectory(_ prefix: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "\(prefix)-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }

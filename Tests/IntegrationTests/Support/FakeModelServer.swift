@@ -11,7 +11,8 @@ final class FakeModelServer: @unchecked Sendable {
 
     init() throws {
         port = try Cluster.freePort()
-        let script = Cluster.root.appendingPathComponent("Tests/IntegrationTests/Fixtures/fake_model_server.py")
+        let script = Cluster.root.appendingPathComponent(
+            "Tests/IntegrationTests/Fixtures/fake_model_server.py")
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = [script.path, "--port", String(port), "--key", FakeModelServer.key]
@@ -21,7 +22,8 @@ final class FakeModelServer: @unchecked Sendable {
         while !Cluster.canConnect(port: port) {
             guard Date() < end else {
                 stop()
-                throw ClusterError(description: "the fake model server did not start on port \(port)")
+                throw ClusterError(
+                    description: "the fake model server did not start on port \(port)")
             }
             usleep(50_000)
         }
