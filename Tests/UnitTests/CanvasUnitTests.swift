@@ -89,14 +89,14 @@ struct CanvasUnitTests {
                 ("Content-Type", "application/zip"), ("X-Bad", "a\r\nInjected: 1"),
                 ("Content-Disposition", "x"),
             ])
-        let (id, parsed) = try #require(Reply.parse(frame: reply.frame(commandId: "cmd1")))
+        let (id, parsed) = try #require(Reply.parse(frame: reply.frame(requestId: "cmd1")))
         #expect(id == "cmd1" && parsed.status == 200 && parsed.body == body)
         #expect(parsed.headers.map(\.0) == ["Content-Type", "Content-Disposition"])
         #expect(parsed.headers.first?.1 == "application/zip")
 
         let plain = Reply(status: 404, body: Array(#"{"a":1}"#.utf8))
-        #expect(plain.frame(commandId: "c") == Array("c\n404\n{\"a\":1}".utf8))
-        let (_, back) = try #require(Reply.parse(frame: plain.frame(commandId: "c")))
+        #expect(plain.frame(requestId: "c") == Array("c\n404\n{\"a\":1}".utf8))
+        let (_, back) = try #require(Reply.parse(frame: plain.frame(requestId: "c")))
         #expect(back.headers.isEmpty && back.body == plain.body)
         #expect(Reply.parse(frame: Array("c\n200 5\nA: b\n".utf8)) == nil)
     }
