@@ -34,6 +34,8 @@ struct FileStore: Sendable {
             ])
     }
 
+    // TODO: a crash between a file write and its `$inc` leaves the totals off by that file
+    // until the next change; a repair job could recompute them from the files.
     /// Inserts a new file document, counting it first so the per-project cap holds under
     /// concurrency; the count is given back when the insert fails.
     func insert(_ doc: Document, projectId: String, user: ObjectId, size: Int64) throws {

@@ -182,6 +182,7 @@ struct GenerationHandlers: Sendable {
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }
 
+    // TODO: a rollback is not recorded in the history; it could be an entry of its own.
     /// Restores the project's files to how they were after a completed generation (or, with
     /// `"state": "before"`, how they were just before it).
     func rollback(_ command: Command) throws -> Reply {

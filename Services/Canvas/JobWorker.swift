@@ -212,6 +212,8 @@ final class JobWorker: @unchecked Sendable {
         ])
     }
 
+    // TODO: renew the lease while a provider call runs, so it can be short and a run whose
+    // process died under another consumer name is taken over sooner than `jobLeaseMs`.
     /// Runs one job; true when its entry is finished (or gone) and the stream entry may go.
     func run(_ historyId: String) -> Bool {
         let now = Timestamp.now()

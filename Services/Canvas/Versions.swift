@@ -138,6 +138,7 @@ struct Versions: Sendable {
         return result
     }
 
+    // TODO: blobs no version or file refers to any more are kept until the project is deleted.
     func deleteProject(_ projectId: String, user: ObjectId) throws {
         try versions.deleteMany(["projectId": .string(projectId), "userId": .objectId(user)])
         try blobs.deleteMany(["projectId": .string(projectId), "userId": .objectId(user)])

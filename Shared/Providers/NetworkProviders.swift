@@ -5,6 +5,8 @@ import JSONKit
 /// The chat completions protocol that OpenAI, Mistral, Groq, xAI and local servers
 /// (llama.cpp, vLLM, Ollama) share: `POST {baseURL}/chat/completions` with a bearer key.
 /// `baseURL` includes the version, e.g. `https://api.openai.com/v1`.
+// TODO: streamed answers (`stream: true`, SSE) for chat replies; `HTTPTransport.send(onChunk:)`
+// already hands over the body as it arrives.
 public struct OpenAICompatibleProvider: ChatProvider {
     public let name = "openai-compatible"
     public let config: HTTPProviderConfig
