@@ -109,18 +109,13 @@ public struct Reply: Sendable {
         self.init(status: error.status, body: error.body)
     }
 
-    /// `<request id>\n<status>\n<body>`: what travels on the reply key. With headers the status
-    /// line says how many follow, one `Name: value` per line, before the body:
-    /// `<request id>\n<status> <n>\n<header 1>\n...<header n>\n<body>`. The body may be any bytes.
+    /// `<request id>\n<status>[\t<name>: <value>]...\n<body>`: what travels on the reply key.
+    /// Headers ride on the status line; one that could break the frame or the HTTP response
+    /// (a name that is not a token, a value with a control character) is dropped.
     public func frame(requestId: String) -> [UInt8] {
-        let safe = headers.filter { name, value in
-            !name.isEmpty && !name.contains(":")
-                && !"\(name)\(value)".utf8.contains(where: { $0 == 0x0A || $0 == 0x0D })
-        }
         var head = "\(requestId)\n\(status)"
-        if !safe.isEmpty {
-            head += " \(safe.count)"
-            for (name, value) in safe { head += "\n\(name): \(value)" }
+        for (name, value) in headers where Reply.isSafeHeader(name, value) {
+            head += "\t\(name): \(value)"
         }
         var bytes = Array("\(head)\n".utf8)
         bytes.append(contentsOf: body)
@@ -130,24 +125,25 @@ public struct Reply: Sendable {
     /// Splits a frame into the request id and the reply.
     public static func parse(frame: [UInt8]) -> (String, Reply)? {
         guard let first = frame.firstIndex(of: 0x0A) else { return nil }
-        var rest = frame[(first + 1)...]
+        let rest = frame[(first + 1)...]
         guard let second = rest.firstIndex(of: 0x0A) else { return nil }
         let statusLine = String(decoding: rest[rest.startIndex..<second], as: UTF8.self)
-        let parts = statusLine.split(separator: " ")
-        guard let status = parts.first.flatMap({ Int($0) }), parts.count <= 2 else { return nil }
-        let headerCount = parts.count == 2 ? Int(parts[1]) ?? -1 : 0
-        guard headerCount >= 0 else { return nil }
-        rest = rest[(second + 1)...]
-        var headers: [(String, String)] = []
-        for _ in 0..<headerCount {
-            guard let end = rest.firstIndex(of: 0x0A) else { return nil }
-            let line = String(decoding: rest[rest.startIndex..<end], as: UTF8.self)
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            let value = line[line.index(after: colon)...].drop(while: { $0 == " " })
-            headers.append((String(line[..<colon]), String(value)))
-            rest = rest[(end + 1)...]
+        let parts = statusLine.split(separator: "\t", omittingEmptySubsequences: false)
+        guard let status = parts.first.flatMap({ Int($0) }) else { return nil }
+        let headers: [(String, String)] = parts.dropFirst().compactMap { part in
+            guard let colon = part.range(of: ": ") else { return nil }
+            return (String(part[..<colon.lowerBound]), String(part[colon.upperBound...]))
         }
         let id = String(decoding: frame[..<first], as: UTF8.self)
-        return (id, Reply(status: status, body: Array(rest), headers: headers))
+        return (id, Reply(status: status, body: Array(frame[(second + 1)...]), headers: headers))
+    }
+
+    static func isSafeHeader(_ name: String, _ value: String) -> Bool {
+        let isToken = { (byte: UInt8) -> Bool in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A)
+                || (byte >= 0x61 && byte <= 0x7A) || byte == UInt8(ascii: "-")
+        }
+        let nameOK = !name.isEmpty && name.utf8.allSatisfy(isToken)
+        return nameOK && value.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
     }
 }
