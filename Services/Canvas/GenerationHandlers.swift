@@ -108,7 +108,10 @@ struct GenerationHandlers: Sendable {
             try history.insertOne(entry)
         } catch {
             // A redelivered request: the entry and its job exist already.
-            guard error.kind == .duplicateKey else { throw error }
+            guard error.kind == .duplicateKey else {
+                lock.release(projectId, holder: historyId)
+                throw error
+            }
             guard let existing = try findHistory(historyId, user: user) else { throw error }
             return Reply(status: 202, existing)
         }
