@@ -21,6 +21,8 @@ let package = Package(
         .systemLibrary(name: "CJansson", path: "Shared/CJansson", pkgConfig: "jansson"),
         .systemLibrary(name: "COpenSSL", path: "Shared/COpenSSL", pkgConfig: "libcrypto"),
         .systemLibrary(name: "CCrypt", path: "Shared/CCrypt", pkgConfig: "libcrypt"),
+        .systemLibrary(name: "CZip", path: "Shared/CZip", pkgConfig: "libzip"),
+        .systemLibrary(name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl"),
 
         .target(name: "Core", path: "Shared/Core"),
         .target(name: "JSONKit", dependencies: ["Core", "CJansson"], path: "Shared/JSONKit"),
@@ -28,6 +30,7 @@ let package = Package(
         .target(name: "RedisKit", dependencies: ["Core", "CHiredis"], path: "Shared/RedisKit"),
         .target(name: "MongoKit", dependencies: ["Core", "CMongoc"], path: "Shared/MongoKit"),
         .target(name: "HTTPKit", dependencies: ["Core", "CMicroHTTPD"], path: "Shared/HTTPKit"),
+        .target(name: "Providers", dependencies: ["Core", "JSONKit", "CCurl"], path: "Shared/Providers"),
         .target(
             name: "Bus",
             dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "HTTPKit"],
@@ -56,7 +59,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "Canvas",
-            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "Bus"],
+            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "Providers", "CZip"],
             path: "Services/Canvas"
         ),
         .executableTarget(
@@ -72,13 +75,14 @@ let package = Package(
 
         .testTarget(
             name: "UnitTests",
-            dependencies: ["Core", "JSONKit", "Crypt", "Bus", "Settings"],
+            dependencies: ["Core", "JSONKit", "Crypt", "Bus", "Settings", "Providers"],
             path: "Tests/UnitTests"
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "Bus"],
-            path: "Tests/IntegrationTests"
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "Bus", "Providers"],
+            path: "Tests/IntegrationTests",
+            exclude: ["Fixtures"]
         ),
     ]
 )

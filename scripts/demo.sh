@@ -85,4 +85,66 @@ call DELETE "/api/chat/sessions/$S" | pretty
 show "Gone (404)"
 call GET "/api/chat/sessions/$S" | pretty
 
+# --- Canvas: the spec's "Modern SaaS Landing Page", generated, versioned and exported ---
+wait_history() { # HISTORY_ID: poll until it leaves pending, then print it
+  for _ in $(seq 200); do
+    [ "$(call GET "/api/chat/canvas/history/$1" | field '["status"]')" != pending ] && break
+    sleep 0.1
+  done
+  call GET "/api/chat/canvas/history/$1" | pretty
+}
+headline() { # PROJECT_ID: the <h1> of its index.html
+  local id
+  id=$(call GET "/api/chat/canvas/projects/$1/files" | python3 -c \
+    'import json,sys; print([f["fileId"] for f in json.load(sys.stdin)["items"] if f["path"]=="/index.html"][0])')
+  call GET "/api/chat/canvas/files/$id" | python3 -c \
+    'import json,re,sys; print(re.search(r"<h1[^>]*>(.*?)</h1>", json.load(sys.stdin)["content"]).group(1))'
+}
+
+show "Canvas: create the Modern SaaS Landing Page project"
+project=$(call POST /api/chat/canvas/projects '{"name":"Modern SaaS Landing Page",
+  "description":"A responsive landing page for a SaaS product","template":"SaaS Landing",
+  "category":"Landing","settings":{"theme":"dark","responsive":true,"animations":true}}')
+echo "$project" | pretty
+P=$(echo "$project" | field '["projectId"]')
+
+show "Generate it with the default provider (offline template): 202 at once, then completed"
+generation=$(call POST "/api/chat/canvas/projects/$P/generate" \
+  '{"prompt":"Analytics your whole team understands. A modern SaaS landing page for Orbit."}')
+echo "$generation" | pretty
+H1=$(echo "$generation" | field '["historyId"]')
+wait_history "$H1"
+
+show "List the files (no content), read each one and check its size and SHA-256"
+files=$(call GET "/api/chat/canvas/projects/$P/files")
+echo "$files" | pretty
+for id in $(echo "$files" | python3 -c \
+    'import json,sys; print(" ".join(f["fileId"] for f in json.load(sys.stdin)["items"]))'); do
+  call GET "/api/chat/canvas/files/$id" | python3 -c '
+import hashlib, json, sys
+f = json.load(sys.stdin)
+data = f["content"].encode()
+ok = hashlib.sha256(data).hexdigest() == f["checksum"] and len(data) == f["size"]
+print("{:<12} {:>6} bytes  sha256 {}...  {}".format(
+    f["path"], f["size"], f["checksum"][:16], "ok" if ok else "MISMATCH"))'
+done
+
+show "Export the project as a zip (Content-Type: application/zip)"
+curl -sS -D - -o /tmp/uc-canvas-demo.zip "$GW/api/chat/canvas/projects/$P/export" \
+  -H "Authorization: Bearer $TOKEN" | grep -i '^content-'
+python3 -m zipfile -l /tmp/uc-canvas-demo.zip
+
+show "Generate again with another prompt"
+H2=$(call POST "/api/chat/canvas/projects/$P/generate" \
+  '{"prompt":"Ship dashboards in minutes, not weeks."}' | field '["historyId"]')
+wait_history "$H2"
+echo "headline now: $(headline "$P")"
+
+show "Roll back to the state after the first generation"
+call POST "/api/chat/canvas/projects/$P/rollback" "{\"historyId\":\"$H1\"}" | pretty
+echo "headline now: $(headline "$P")"
+
+show "The project's generation history, newest first"
+call GET "/api/chat/canvas/projects/$P/history" | pretty
+
 if [ -x scripts/demo.d/run-all.sh ]; then scripts/demo.d/run-all.sh; fi

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what building and running needs on Debian: C libraries, Redis, and the pinned
-# MongoDB stand-in in ./.venv. Does nothing for what is already there.
+# Installs what building and running needs on Debian: C libraries, Redis, the pinned MongoDB
+# stand-in in ./.venv, and Chromium for the test that renders a generated page. Does nothing
+# for what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(pkg-config libhiredis-dev libmongoc-dev libbson-dev libmicrohttpd-dev libjansson-dev
-          libssl-dev libcrypt-dev redis-server redis-tools curl python3-venv)
+          libssl-dev libcrypt-dev libzip-dev libcurl4-openssl-dev redis-server redis-tools curl
+          python3-venv chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -110,6 +110,13 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// `MAX_UPLOAD_BYTES` for routes that take files, `MAX_BODY_BYTES` for the rest.
+    func bodyLimit(method: String, path: String) -> Int {
+        guard case .found(let route, _) = Routes.lookup(method: method, path: path), route.largeBody
+        else { return config.maxBodyBytes }
+        return config.maxUploadBytes
+    }
+
     private func dispatch(_ request: HTTPRequest, _ responder: CountingResponder) throws(APIError) {
         guard request.path.utf8.count <= 2048 else {
             throw APIError(status: 414, code: "uri_too_long", message: "the request path is too long")
@@ -176,10 +183,12 @@ final class Gateway: @unchecked Sendable {
                 logger.info("request timed out", [.command: commandId, .route: route.type])
                 return responder.respond(.error(.timeout()))
             }
-            responder.respond(HTTPResponse(
-                status: reply.status,
-                headers: [("Content-Type", "application/json; charset=utf-8")] + reply.headers,
-                body: reply.body))
+            // A service may answer with another media type (a zip export) by naming it.
+            let typed = reply.headers.contains { $0.0.lowercased() == "content-type" }
+            let json = [("Content-Type", "application/json; charset=utf-8")]
+            let headers = (typed ? [] : json) + reply.headers
+            responder.respond(
+                HTTPResponse(status: reply.status, headers: headers, body: reply.body))
         }
     }
 

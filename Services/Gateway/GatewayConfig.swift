@@ -10,6 +10,7 @@ struct GatewayConfig {
     let usingDevelopmentSecret: Bool
     let requestTimeoutMs: Int
     let maxBodyBytes: Int
+    let maxUploadBytes: Int
     let httpThreads: Int
     let connectionTimeoutSeconds: Int
     let connectionLimit: Int
@@ -30,6 +31,7 @@ struct GatewayConfig {
         jwtSecret = secret.isEmpty ? GatewayConfig.developmentSecret : secret
         requestTimeoutMs = max(100, env.int("REQUEST_TIMEOUT_MS", 5000))
         maxBodyBytes = max(1024, env.int("MAX_BODY_BYTES", 1 << 20))
+        maxUploadBytes = max(maxBodyBytes, env.int("MAX_UPLOAD_BYTES", 6 << 20))
         httpThreads = max(1, env.int("HTTP_THREADS", 2))
         connectionTimeoutSeconds = max(1, env.int("HTTP_CONNECTION_TIMEOUT_S", 15))
         connectionLimit = max(64, env.int("HTTP_CONNECTION_LIMIT", 4000))
@@ -44,7 +46,8 @@ struct GatewayConfig {
     /// The settings for the start-up log line, the secret masked.
     var summary: String {
         "host=\(host) port=\(port) redis=\(redisURL) jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
-            + " requestTimeoutMs=\(requestTimeoutMs) maxBodyBytes=\(maxBodyBytes) httpThreads=\(httpThreads)"
+            + " requestTimeoutMs=\(requestTimeoutMs) maxBodyBytes=\(maxBodyBytes) maxUploadBytes=\(maxUploadBytes)"
+            + " httpThreads=\(httpThreads)"
             + " gatewayId=\(gatewayId) writeLimit=\(writeLimit)/\(writeWindowMs)ms"
             + " cors=\(corsOrigins.isEmpty ? "off" : corsOrigins.joined(separator: ","))"
     }

@@ -17,13 +17,14 @@ if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
 
 let gateway = Gateway(config: config, logger: logger)
 gateway.bus.start()
+var serverConfig = HTTPServerConfig(
+    host: config.host, port: config.port, threads: config.httpThreads,
+    maxBodyBytes: config.maxBodyBytes, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
+    connectionLimit: config.connectionLimit,
+    defaultHeaders: [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
+serverConfig.bodyLimit = { method, path in gateway.bodyLimit(method: method, path: path) }
 let server = HTTPServer(
-    config: HTTPServerConfig(
-        host: config.host, port: config.port, threads: config.httpThreads,
-        maxBodyBytes: config.maxBodyBytes, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
-        connectionLimit: config.connectionLimit,
-        defaultHeaders: [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]),
-    handler: { request, responder in gateway.handle(request, responder) })
+    config: serverConfig, handler: { request, responder in gateway.handle(request, responder) })
 do {
     try server.start()
 } catch {

@@ -5,13 +5,19 @@ public struct Route: Sendable {
     public let service: String
     public let type: String
     public let authenticated: Bool
+    /// Bodies up to the gateway's `MAX_UPLOAD_BYTES` instead of `MAX_BODY_BYTES` (file uploads).
+    public let largeBody: Bool
 
-    public init(_ method: String, _ path: String, _ service: String, _ type: String, auth: Bool = true) {
+    public init(
+        _ method: String, _ path: String, _ service: String, _ type: String, auth: Bool = true,
+        largeBody: Bool = false
+    ) {
         self.method = method
         self.segments = path.split(separator: "/").map(String.init)
         self.service = service
         self.type = type
         self.authenticated = auth
+        self.largeBody = largeBody
     }
 
     /// The path parameters when the path fits this route's pattern.

@@ -54,6 +54,8 @@ public struct HTTPServerConfig: Sendable {
     public let connectionTimeoutSeconds: Int
     public let connectionLimit: Int
     public let defaultHeaders: [(String, String)]
+    /// The body limit for one request by method and path; `maxBodyBytes` when nil.
+    public var bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)?
 
     public init(
         host: String, port: Int, threads: Int, maxBodyBytes: Int, connectionTimeoutSeconds: Int,
@@ -145,6 +147,7 @@ final class ConnectionContext: @unchecked Sendable {
     let connection: OpaquePointer
     var body: [UInt8] = []
     var rejected = false
+    var limit = 0
     private let state = Mutex<(Stage, HTTPResponse?)>((.reading, nil))
 
     init(connection: OpaquePointer) { self.connection = connection }
@@ -207,11 +210,15 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     cls, connection, url, method, _, uploadData, uploadDataSize, connectionState in
     guard let cls, let connection, let connectionState, let uploadDataSize else { return .NO }
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
-    let limit = server.config.maxBodyBytes
 
     guard let existing = connectionState.pointee else {
         let context = ConnectionContext(connection: connection)
         connectionState.pointee = Unmanaged.passRetained(context).toOpaque()
+        let limit =
+            server.config.bodyLimit?(
+                method.map { String(cString: $0) } ?? "GET", url.map { String(cString: $0) } ?? "/")
+            ?? server.config.maxBodyBytes
+        context.limit = limit
         let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length")
             .flatMap { Int(String(cString: $0)) }
         if let declared, declared > limit {
@@ -224,6 +231,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     }
     let context = Unmanaged<ConnectionContext>.fromOpaque(existing).takeUnretainedValue()
     if context.rejected { return .YES }
+    let limit = context.limit
 
     if uploadDataSize.pointee > 0 {
         let count = uploadDataSize.pointee

@@ -1,0 +1,103 @@
+import Bus
+import Core
+import Providers
+import Testing
+
+@Suite("Canvas paths, file sets, the template site and reply frames")
+struct CanvasUnitTests {
+    @Test(arguments: [
+        ("index.html", "/index.html"), ("/index.html", "/index.html"),
+        ("./css/./site.css", "/css/site.css"),
+        ("project/index.html", "/project/index.html"), ("a b/ü.txt", "/a b/ü.txt"),
+        ("e|f.js", "/e|f.js"),
+    ])
+    func acceptedPathsAreNormalised(raw: String, normal: String) throws {
+        #expect(try CanvasPath.normalise(raw).get() == normal)
+    }
+
+    @Test(arguments: [
+        "", "/", "..", "../a", "a/../b", "a/..", "a//b", "a/", "//server/share", "C:\\x", "c:/x",
+        "\\..\\x",
+        "a\\b", "~/x", "~", "a/\u{0}b", "a/\u{1F}b", ".", "./", "http://x/y",
+        String(repeating: "a", count: 256), Array(repeating: "a", count: 33).joined(separator: "/"),
+    ])
+    func escapingOrEmptyPathsAreRefused(raw: String) {
+        #expect(throws: CanvasPath.PathError.self) { try CanvasPath.normalise(raw).get() }
+    }
+
+    @Test func fileTypesFollowTheExtension() {
+        #expect(CanvasFileType.infer(fromName: "a.HTM") == "html")
+        #expect(CanvasFileType.infer(fromName: "x.mjs") == "js")
+        #expect(CanvasFileType.infer(fromName: "logo.svg") == "image")
+        #expect(CanvasFileType.infer(fromName: "Makefile") == "other")
+        #expect(CanvasFileType.infer(fromName: ".env") == "other")
+    }
+
+    @Test func fileSetAnswersAreValidatedAsAWhole() {
+        let limits = CanvasLimits(maxFileBytes: 10, maxFiles: 2)
+        let good =
+            #"```json"# + "\n"
+            + #"{"files":[{"path":"a.js","content":"1"},{"path":"b/c.css","type":"css","content":"x","extra":1}]}"#
+            + "\n```"
+        let files = (try? CanvasFileSet.parse(good, limits: limits).get()) ?? []
+        #expect(files.map(\.path) == ["/a.js", "/b/c.css"])
+        #expect(files.first?.type == "js" && files.first?.metadata == ["dependencies": []])
+        let refused = [
+            #"{"files":[]}"#, #"{"files":"x"}"#, #"[]"#,
+            #"{"files":[{"path":"a","content":"01234567890"}]}"#,
+            #"{"files":[{"path":"a","content":1}]}"#,
+            #"{"files":[{"path":"a","content":"","type":"pdf"}]}"#,
+            #"{"files":[{"path":"a","content":""},{"path":"/a","content":""}]}"#,
+            #"{"files":[{"path":"a","content":""},{"path":"b","content":""},{"path":"c","content":""}]}"#,
+        ]
+        for text in refused {
+            #expect(throws: CanvasFileSet.Invalid.self, "\(text)") {
+                try CanvasFileSet.parse(text, limits: limits).get()
+            }
+        }
+    }
+
+    @Test func headlineIsThePromptsFirstSentence() {
+        #expect(
+            TemplateCanvasProvider.headline(from: "  Launch Orbit today.  Then more.")
+                == "Launch Orbit today")
+        #expect(TemplateCanvasProvider.headline(from: "Line one\nLine two") == "Line one")
+        #expect(TemplateCanvasProvider.headline(from: "v1.2 is here! Yes") == "v1.2 is here!")
+        #expect(TemplateCanvasProvider.headline(from: "   ") == "Welcome")
+        let long = Array(repeating: "word", count: 60).joined(separator: " ")
+        #expect(TemplateCanvasProvider.headline(from: long).count <= 120)
+    }
+
+    @Test func templateSiteIsTheSameForTheSameRequest() throws {
+        let request = CanvasRequest(
+            prompt: "Hello <b>&", projectName: "P \"Q\"", template: "Blog", category: "x",
+            theme: "dark")
+        let one = try TemplateCanvasProvider().generate(request)
+        let two = try TemplateCanvasProvider().generate(request)
+        #expect(one.files == two.files)
+        let html = one.files[0].content
+        #expect(html.contains("<title>P &quot;Q&quot;</title>"))
+        #expect(html.contains("Hello &lt;b&gt;&amp;"))
+        #expect(html.contains("data-layout=\"Blog\""))
+    }
+
+    @Test func replyFramesCarryHeadersAndAnyBytes() throws {
+        let body: [UInt8] = [0x50, 0x4B, 0x0A, 0x00, 0xFF, 0x0A]
+        let reply = Reply(
+            status: 200, body: body,
+            headers: [
+                ("Content-Type", "application/zip"), ("X-Bad", "a\r\nInjected: 1"),
+                ("Content-Disposition", "x"),
+            ])
+        let (id, parsed) = try #require(Reply.parse(frame: reply.frame(requestId: "cmd1")))
+        #expect(id == "cmd1" && parsed.status == 200 && parsed.body == body)
+        #expect(parsed.headers.map(\.0) == ["Content-Type", "Content-Disposition"])
+        #expect(parsed.headers.first?.1 == "application/zip")
+
+        let plain = Reply(status: 404, body: Array(#"{"a":1}"#.utf8))
+        #expect(plain.frame(requestId: "c") == Array("c\n404\n{\"a\":1}".utf8))
+        let (_, back) = try #require(Reply.parse(frame: plain.frame(requestId: "c")))
+        #expect(back.headers.isEmpty && back.body == plain.body)
+        #expect(Reply.parse(frame: Array("c\n200 5\nA: b\n".utf8)) == nil)
+    }
+}
