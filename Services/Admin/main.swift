@@ -1,9 +1,12 @@
 import Core
 import Crypt
 import Foundation
+import MongoKit
 
 /// `uc-admin token [--sub HEX] [--role user|admin] [--ttl SECONDS]`: prints a signed access
 /// token for trying the API, made with the same JWT_SECRET as the gateway.
+/// `uc-admin migrate [--dry-run] [--batch-size N]`: builds `chat_sessions` from
+/// `chatinteractions` in the database of MONGODB_URI (see Migration.swift).
 let arguments = Array(CommandLine.arguments.dropFirst())
 let environment = Environment()
 
@@ -27,6 +30,22 @@ case "token":
     let now = Int64(Date().timeIntervalSince1970)
     let token = JWT(secret: secret).sign(TokenClaims(userId: userId, role: role, expiresAt: now + ttl))
     FileHandle.standardOutput.write(Data("\(token)\n".utf8))
+case "migrate":
+    let uri = environment.string("MONGODB_URI", "mongodb://127.0.0.1:27017/universal_chat")
+    let batchSize = Int(option("--batch-size") ?? "500") ?? 0
+    guard batchSize >= 1, batchSize <= 10_000 else { fail("--batch-size must be from 1 to 10000") }
+    do {
+        let pool = try MongoPool(uri: uri, appName: "uc-admin")
+        let migration = Migration(
+            interactions: pool.collection("chatinteractions"), sessions: pool.collection("chat_sessions"),
+            dryRun: arguments.contains("--dry-run"), batchSize: batchSize
+        ) { line in FileHandle.standardOutput.write(Data("\(line)\n".utf8)) }
+        _ = try migration.run()
+    } catch {
+        fail("migration stopped: \(error.description)")
+    }
 default:
-    fail("usage: uc-admin token [--sub HEX24] [--role user|admin] [--ttl SECONDS]")
+    fail(
+        "usage: uc-admin token [--sub HEX24] [--role user|admin] [--ttl SECONDS]\n"
+            + "       uc-admin migrate [--dry-run] [--batch-size N]   (database from MONGODB_URI)")
 }
