@@ -30,7 +30,8 @@ struct AgentHandlers: Sendable {
             filter["category"] = .string(category)
         }
         if let tag = try query.string("tag", maxLength: AgentRules.tagMax) {
-            filter["tags"] = .string(tag)
+            // `$in`, not equality: on the stand-in, equality on an indexed array matches nothing.
+            filter["tags"] = ["$in": [.string(tag)]]
         }
         if let cursor = try query.string("cursor", maxLength: 400) {
             let parts = try PageCursor.decode(cursor, parts: 2)
@@ -206,6 +207,7 @@ enum Ratings {
 enum AgentValidation {
     static func defaults(slug: String, creator: String) -> Document {
         [
+            "_id": .objectId(ObjectId()),
             "agentId": .string(slug), "name": "", "description": "", "category": "general",
             "isActive": true, "isPublic": true, "isPremium": false,
             "temperature": .double(0.7), "maxTokens": .int64(2000),

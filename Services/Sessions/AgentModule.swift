@@ -14,7 +14,7 @@ struct AgentModule: Sendable {
     let ratings: RatingEvents
     let logger: Logger
 
-    static let specs = [AgentRules.spec, AgentRules.analyticsIndexes]
+    static let specs = [AgentRules.spec]
 
     init(pool: MongoPool, logger: Logger) {
         let agentsCollection = pool.collection("agents")

@@ -76,15 +76,6 @@ enum AgentRules {
             IndexSpec(["tags": 1]),
         ])
 
-    /// Extra indexes on `chatinteractions` for the analytics scans, which page through one
-    /// user's or one agent's documents in `_id` order.
-    static let analyticsIndexes = CollectionSpec(
-        "chatinteractions",
-        indexes: [
-            IndexSpec(["userId": 1, "_id": 1]),
-            IndexSpec(["agentId": 1, "_id": 1]),
-        ])
-
     static let zeroStats: Document = [
         "totalInteractions": .int64(0), "totalUsers": .int64(0), "averageRating": .double(0),
         "totalRatings": .int64(0),

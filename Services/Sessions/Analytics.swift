@@ -71,6 +71,8 @@ struct Analytics: Sendable {
     /// Sums over every document matching `filter`, a page at a time.
     // TODO: distinct users are kept in a set (one ObjectId per user of the agent); on real
     // MongoDB a `$group` by userId + `$count` would keep that on the server.
+    // TODO: an index {userId: 1, _id: 1} / {agentId: 1, _id: 1} would serve this scan on
+    // MongoDB; the stand-in breaks every insert into a collection with an index on `_id`.
     func scan(_ filter: Document, countUsers: Bool) throws(MongoError) -> Totals {
         var totals = Totals()
         var after: ObjectId?

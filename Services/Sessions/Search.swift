@@ -60,8 +60,9 @@ struct MessageSearch: Sendable {
         }
         if let tag = try query.string("tag", maxLength: SessionRules.tagMax) {
             // TODO: only the newest `tagSessionsMax` sessions with the tag are searched.
+            // `$in`, not equality: on the stand-in, equality on an indexed array matches nothing.
             let tagged = try sessions.find(
-                ["userId": .objectId(user), "tags": .string(tag)], sort: ["updatedAt": -1],
+                ["userId": .objectId(user), "tags": ["$in": [.string(tag)]]], sort: ["updatedAt": -1],
                 limit: MessageSearch.tagSessionsMax, projection: ["sessionId": 1])
             let ids = tagged.compactMap { $0["sessionId"] }
             guard !ids.isEmpty else { return MessageSearch.empty }
