@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import JSONKit
 import MongoKit
 
 /// `uc-admin migrate [--dry-run] [--batch-size N]`: builds `chat_sessions` from the existing
@@ -182,9 +183,9 @@ struct Migration {
         c.tokens += doc.value(at: "metrics.totalTokens")?.intValue ?? 0
         c.durationMs += doc.value(at: "metrics.durationMs")?.intValue ?? 0
         let started =
-            doc["startedAt"]?.dateValue ?? doc["createdAt"]?.dateValue ?? id.map(Migration.time)
+            doc["startedAt"]?.lenientDate ?? doc["createdAt"]?.lenientDate ?? id.map(Migration.time)
             ?? Timestamp.now()
-        let updated = doc["updatedAt"]?.dateValue ?? started
+        let updated = doc["updatedAt"]?.lenientDate ?? started
         if c.startedAt.map({ started < $0 }) ?? true { c.startedAt = started }
         if c.updatedAt.map({ updated > $0 }) ?? true { c.updatedAt = updated }
         if let status = doc["status"]?.stringValue, c.latest.map({ updated >= $0.0 }) ?? true {

@@ -165,8 +165,8 @@ struct FeedbackHandlers: Sendable {
             set["lastEvent"] = .document(
                 FeedbackOutbox.event(id: eventId, old: existing["rating"]?.intValue, new: input.rating))
             set["eventState"] = "pending"
-            set["updatedAt"] = .date(now)
-            var change: Document = ["$set": .document(set)]
+            // `$currentDate`, not `$set`: the stand-in stores a `$set` date as text.
+            var change: Document = ["$set": .document(set), "$currentDate": ["updatedAt": true]]
             let gone = ["messageId", "agentId", "agentRef", "comment", "category", "metadata"].filter {
                 set[$0] == nil && existing[$0] != nil
             }
@@ -199,7 +199,11 @@ struct FeedbackHandlers: Sendable {
     }
 
     static func render(_ doc: Document) -> Document {
-        doc.removing(FeedbackRules.internalFields)
+        var out = doc.removing(FeedbackRules.internalFields)
+        for key in ["createdAt", "updatedAt"] {
+            if let at = out[key]?.lenientDate { out[key] = .date(at) }
+        }
+        return out
     }
 
     /// The caller's feedback, newest first; filters `conversationId` and `feedbackType`.
@@ -233,7 +237,7 @@ struct FeedbackHandlers: Sendable {
         var next: Value = .null
         if page.count > limit {
             page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["createdAt"]?.dateValue, let id = last["_id"]?.objectIdValue {
+            if let last = page.last, let at = last["createdAt"]?.lenientDate, let id = last["_id"]?.objectIdValue {
                 next = .string(PageCursor.encode([String(at.milliseconds), id.hex]))
             }
         }

@@ -1,5 +1,6 @@
 import Bus
 import Core
+import JSONKit
 import MongoKit
 
 /// `GET /api/chat/sessions?view=active`: the spec's "Get User's Active Sessions" projection
@@ -44,7 +45,7 @@ struct ActiveSessionsView: Sendable {
         var next: Value = .null
         if page.count > limit {
             page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["updatedAt"]?.dateValue,
+            if let last = page.last, let at = last["updatedAt"]?.lenientDate,
                 let id = last["sessionId"]?.stringValue
             {
                 next = .string(PageCursor.encode([String(at.milliseconds), id]))
@@ -53,12 +54,14 @@ struct ActiveSessionsView: Sendable {
         let names = try agentNames(page.compactMap { $0["agentId"]?.objectIdValue })
         let items: [Value] = page.map { session in
             let agent = session["agentId"]?.objectIdValue
+            var stats = session["stats"]?.documentValue
+            if let at = stats?["lastMessageAt"]?.lenientDate { stats?["lastMessageAt"] = .date(at) }
             return .document([
                 "sessionId": session["sessionId"] ?? .null,
                 "name": session["name"] ?? .null,
                 "agentName": agent.flatMap { names[$0.hex] }.map { .string($0) } ?? .null,
-                "stats": session["stats"] ?? .null,
-                "updatedAt": session["updatedAt"] ?? .null,
+                "stats": stats.map { .document($0) } ?? .null,
+                "updatedAt": session["updatedAt"]?.lenientDate.map { .date($0) } ?? .null,
             ])
         }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import Foundation
+import JSONKit
 import MongoKit
 
 /// The agent catalog: everyone signed in reads the active public agents; only admins (the
@@ -150,11 +151,10 @@ struct AgentHandlers: Sendable {
         try check.check()
         guard var filter = AgentHandlers.filter(for: key) else { throw APIError.notFound("agent") }
         filter["deletedAt"] = ["$exists": false]
-        var set: Document = ["updatedAt": .date(Timestamp.now())]
-        for (path, value) in fields { set[path] = value }
+        var change: Document = ["$currentDate": ["updatedAt": true]]
+        if !fields.isEmpty { change["$set"] = .document(Document(fields)) }
         guard
-            let updated = try agents.findOneAndUpdate(
-                filter, ["$set": .document(set)], projection: AgentHandlers.hidden)
+            let updated = try agents.findOneAndUpdate(filter, change, projection: AgentHandlers.hidden)
         else { throw APIError.notFound("agent") }
         return Reply(status: 200, AgentHandlers.render(updated))
     }
@@ -164,14 +164,12 @@ struct AgentHandlers: Sendable {
         let key = try pathId(command, "agentId", what: "agent")
         guard var filter = AgentHandlers.filter(for: key) else { throw APIError.notFound("agent") }
         filter["deletedAt"] = ["$exists": false]
-        let now = Timestamp.now()
         guard
             let deleted = try agents.findOneAndUpdate(
                 filter,
                 [
-                    "$set": [
-                        "deletedAt": .date(now), "isActive": false, "isPublic": false, "updatedAt": .date(now),
-                    ]
+                    "$set": ["isActive": false, "isPublic": false],
+                    "$currentDate": ["deletedAt": true, "updatedAt": true],
                 ], projection: ["agentId": 1])
         else { throw APIError.notFound("agent") }
         return Reply(status: 200, ["agentId": deleted["agentId"] ?? .null, "deleted": true])
@@ -188,6 +186,9 @@ struct AgentHandlers: Sendable {
         }
         for key in ["isActive", "isPublic", "isPremium"] {
             if let flag = out[key]?.boolValue { out[key] = .bool(flag) }
+        }
+        for key in ["createdAt", "updatedAt"] {
+            if let at = out[key]?.lenientDate { out[key] = .date(at) }
         }
         if var stats = out["stats"]?.documentValue {
             let count = stats["totalRatings"]?.intValue ?? 0

@@ -1,5 +1,6 @@
 import Bus
 import Core
+import JSONKit
 import MongoKit
 
 /// The spec's `chatinteractions` aggregations as endpoints.
@@ -90,7 +91,7 @@ struct Analytics: Sendable {
                 if let id = doc["_id"]?.objectIdValue { totals.messages += sizes[id] ?? 0 }
                 totals.tokens += doc.value(at: "metrics.totalTokens")?.intValue ?? 0
                 totals.durationMs += doc.value(at: "metrics.durationMs")?.intValue ?? 0
-                if let at = doc["updatedAt"]?.dateValue, at > (totals.lastActivity ?? at) || totals.lastActivity == nil {
+                if let at = doc["updatedAt"]?.lenientDate, totals.lastActivity.map({ at > $0 }) ?? true {
                     totals.lastActivity = at
                 }
                 if countUsers, let user = doc["userId"]?.objectIdValue { totals.users.insert(user) }

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import Foundation
+import JSONKit
 import MongoKit
 
 /// `GET /api/chat/search?q=&limit=&cursor=&status=&tag=&agentId=`: the caller's messages that
@@ -152,7 +153,7 @@ struct MessageSearch: Sendable {
     static func rank(_ messages: [Value], _ terms: [String], _ phrase: String) -> [Ranked] {
         var ranked: [(Int, Ranked)] = []
         for (index, value) in messages.enumerated() {
-            guard let message = value.documentValue, let content = message["content"]?.stringValue else {
+            guard let message = value.lenientDocument, let content = message["content"]?.stringValue else {
                 continue
             }
             var score = terms.count > 1 ? 3 * occurrences(phrase, in: content) : 0
@@ -172,7 +173,7 @@ struct MessageSearch: Sendable {
             "role": message["role"] ?? .null,
             "snippet": .string(snippet(content, terms, phrase)),
             "score": .int64(Int64(ranked.score)),
-            "createdAt": message["createdAt"] ?? .null,
+            "createdAt": message["createdAt"]?.lenientDate.map { .date($0) } ?? .null,
         ]
     }
 

@@ -189,6 +189,7 @@ struct AgentsTests {
             "/api/agents/\(id)", admin,
             #"{"config":{"tone":"dry"},"providerConfig":{"personalityMatch":{"humor":8}},"tags":["three"]}"#)
         #expect(result.status == 200)
+        #expect(result["updatedAt"]?.stringValue.flatMap { Timestamp(iso8601: $0) } != nil)
         let agent = try #require(try cluster.get("/api/agents/\(slug)", admin).document)
         #expect(agent.value(at: "config.tone")?.stringValue == "dry")
         #expect(agent.value(at: "config.personality")?.stringValue == "calm")

@@ -168,6 +168,7 @@ struct FeedbackTests {
         #expect(second["comment"] == nil)
         #expect(second["category"]?.stringValue == "accuracy")
         #expect(second["createdAt"] == first["createdAt"])
+        #expect(second["updatedAt"]?.stringValue.flatMap { Timestamp(iso8601: $0) } != nil)
         let onSession = try cluster.post(
             "/api/chat/feedback", user,
             json(["conversationId": .string(session), "feedbackType": "conversation", "rating": 4]))
