@@ -72,7 +72,8 @@ struct Migration {
     }
 
     static let defaultSettings: Document = [
-        "temperature": .double(0.7), "maxTokens": .int64(2000), "mode": "balanced", "provider": "mistral",
+        "temperature": .double(0.7), "maxTokens": .int64(2000), "mode": "balanced",
+        "provider": "mistral",
     ]
 
     func run() throws(MongoError) -> Summary {
@@ -98,10 +99,12 @@ struct Migration {
                 "conversationId": cursor.map { ["$gt": .string($0)] } ?? ["$gte": ""]
             ]
             let page = try interactions.find(
-                filter, sort: ["conversationId": 1], limit: batchSize, projection: ["conversationId": 1])
+                filter, sort: ["conversationId": 1], limit: batchSize,
+                projection: ["conversationId": 1])
             guard !page.isEmpty else { break }
             for doc in page {
-                guard let id = doc["conversationId"]?.stringValue, id != ids.last, ids.count < batchSize
+                guard let id = doc["conversationId"]?.stringValue, id != ids.last,
+                    ids.count < batchSize
                 else { continue }
                 ids.append(id)
             }
@@ -158,12 +161,14 @@ struct Migration {
             }
             if dryRun {
                 summary.created += 1
-                output("would-create \(id) for user \(user.hex) (\(conversation.messages) messages)")
+                output(
+                    "would-create \(id) for user \(user.hex) (\(conversation.messages) messages)")
                 continue
             }
             summary.bucketsNumbered += try number(conversation)
             let result = try sessions.updateOne(
-                ["sessionId": .string(id)], ["$setOnInsert": .document(session(conversation, user: user))],
+                ["sessionId": .string(id)],
+                ["$setOnInsert": .document(session(conversation, user: user))],
                 upsert: true)
             if result.upsertedId != nil {
                 summary.created += 1
@@ -177,7 +182,9 @@ struct Migration {
     static func fold(_ doc: Document, counts: [ObjectId: Int64], into c: inout Conversation) {
         c.documents += 1
         if let user = doc["userId"]?.objectIdValue, !c.users.contains(user) { c.users.append(user) }
-        if let agent = doc["agentId"]?.objectIdValue, !c.agents.contains(agent) { c.agents.append(agent) }
+        if let agent = doc["agentId"]?.objectIdValue, !c.agents.contains(agent) {
+            c.agents.append(agent)
+        }
         let id = doc["_id"]?.objectIdValue
         if let id { c.messages += counts[id] ?? 0 }
         c.tokens += doc.value(at: "metrics.totalTokens")?.intValue ?? 0
@@ -221,7 +228,8 @@ struct Migration {
         var numbered = 0
         for (_, id) in ordered {
             let result = try interactions.updateOne(
-                ["_id": .objectId(id), "bucket": ["$exists": false]], ["$set": ["bucket": .int64(next)]])
+                ["_id": .objectId(id), "bucket": ["$exists": false]],
+                ["$set": ["bucket": .int64(next)]])
             if result.matched > 0 {
                 numbered += 1
                 next += 1

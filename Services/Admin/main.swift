@@ -37,7 +37,8 @@ case "migrate":
     do {
         let pool = try MongoPool(uri: uri, appName: "uc-admin")
         let migration = Migration(
-            interactions: pool.collection("chatinteractions"), sessions: pool.collection("chat_sessions"),
+            interactions: pool.collection("chatinteractions"),
+            sessions: pool.collection("chat_sessions"),
             dryRun: arguments.contains("--dry-run"), batchSize: batchSize
         ) { line in FileHandle.standardOutput.write(Data("\(line)\n".utf8)) }
         _ = try migration.run()

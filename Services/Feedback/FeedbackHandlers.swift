@@ -37,7 +37,8 @@ struct FeedbackHandlers: Sendable {
     static func validate(_ body: Document) throws -> Input {
         var check = Validator(body, allowed: allowed)
         var input = Input()
-        input.conversation = check.string("conversationId", required: true, maxLength: FeedbackRules.idMax) ?? ""
+        input.conversation =
+            check.string("conversationId", required: true, maxLength: FeedbackRules.idMax) ?? ""
         input.type = check.oneOf("feedbackType", FeedbackRules.types, required: true) ?? ""
         input.rating = check.integer("rating", min: 1, max: 5, required: true) ?? 0
         input.message = check.string("messageId", maxLength: FeedbackRules.idMax)
@@ -45,9 +46,12 @@ struct FeedbackHandlers: Sendable {
         if let agent = input.agent, !FeedbackRules.isAgentKey(agent) {
             check.fail("agentId", "must be an agent's id (24 hexadecimal digits) or slug")
         }
-        input.comment = check.string("comment", maxLength: FeedbackRules.commentMax, allowEmpty: true)
+        input.comment = check.string(
+            "comment", maxLength: FeedbackRules.commentMax, allowEmpty: true)
         input.category = check.oneOf("category", FeedbackRules.categories)
-        input.tags = check.stringArray("tags", maxItems: FeedbackRules.tagsMax, maxLength: FeedbackRules.tagMax) ?? []
+        input.tags =
+            check.stringArray(
+                "tags", maxItems: FeedbackRules.tagsMax, maxLength: FeedbackRules.tagMax) ?? []
         if let metadata = check.document("metadata") {
             if metadata.count > FeedbackRules.metadataKeysMax
                 || JSONWriter.bytes(.document(metadata)).count > FeedbackRules.metadataBytesMax
@@ -62,7 +66,9 @@ struct FeedbackHandlers: Sendable {
         }
         switch input.type {
         case "message":
-            if !check.has("messageId") { check.fail("messageId", "is required for feedbackType message") }
+            if !check.has("messageId") {
+                check.fail("messageId", "is required for feedbackType message")
+            }
         case "agent":
             if !check.has("agentId") { check.fail("agentId", "is required for feedbackType agent") }
         default:
@@ -74,7 +80,9 @@ struct FeedbackHandlers: Sendable {
         if input.type != "agent" && check.has("agentId") && !input.type.isEmpty {
             check.fail(
                 "agentId",
-                "is only accepted with feedbackType agent (other feedback takes the session's agent)")
+                "is only accepted with feedbackType agent "
+                    + "(other feedback takes the session's agent)"
+            )
         }
         try check.check()
         return input
@@ -91,8 +99,10 @@ struct FeedbackHandlers: Sendable {
             ? target["agentId"]?.objectIdValue : target["sessionAgentId"]?.objectIdValue
         if input.type == "agent" && agent == nil { throw APIError.notFound("agent") }
         let key = FeedbackRules.targetKey(
-            type: input.type, conversation: input.conversation, message: input.message, agent: agent?.hex)
-        let (stored, created) = try write(input, key: key, agent: agent, user: user, command: command)
+            type: input.type, conversation: input.conversation, message: input.message,
+            agent: agent?.hex)
+        let (stored, created) = try write(
+            input, key: key, agent: agent, user: user, command: command)
         return Reply(status: created ? 201 : 200, FeedbackHandlers.render(stored))
     }
 
@@ -100,10 +110,12 @@ struct FeedbackHandlers: Sendable {
         var params = ["conversationId": input.conversation]
         if input.type == "message", let message = input.message { params["messageId"] = message }
         if input.type == "agent", let agent = input.agent { params["agentId"] = agent }
-        let deadline = min(command.deadline, Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
+        let deadline = min(
+            command.deadline, Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
         guard
             let reply = requester.request(
-                "feedback.check-target", to: "sessions", userId: user, role: command.role, params: params,
+                "feedback.check-target", to: "sessions", userId: user, role: command.role,
+                params: params,
                 deadline: deadline)
         else { throw APIError.unavailable("the sessions service did not answer in time") }
         switch reply.status {
@@ -132,14 +144,19 @@ struct FeedbackHandlers: Sendable {
         let eventId = "fb-\(command.id)"
         for _ in 0..<10 {
             let now = Timestamp.now()
-            let existing = try feedback.findOne(["userId": .objectId(user), "targetKey": .string(key)])
+            let existing = try feedback.findOne([
+                "userId": .objectId(user), "targetKey": .string(key),
+            ])
             guard let existing else {
                 var doc: Document = ["_id": .objectId(ObjectId())]
-                for (name, value) in FeedbackHandlers.content(input, agent: agent).pairs { doc[name] = value }
+                for (name, value) in FeedbackHandlers.content(input, agent: agent).pairs {
+                    doc[name] = value
+                }
                 doc["userId"] = .objectId(user)
                 doc["targetKey"] = .string(key)
                 doc["version"] = .int64(1)
-                doc["lastEvent"] = .document(FeedbackOutbox.event(id: eventId, old: nil, new: input.rating))
+                doc["lastEvent"] = .document(
+                    FeedbackOutbox.event(id: eventId, old: nil, new: input.rating))
                 doc["eventState"] = "pending"
                 doc["createdAt"] = .date(now)
                 doc["updatedAt"] = .date(now)
@@ -163,14 +180,18 @@ struct FeedbackHandlers: Sendable {
             var set = FeedbackHandlers.content(input, agent: agent)
             set["version"] = .int64(version + 1)
             set["lastEvent"] = .document(
-                FeedbackOutbox.event(id: eventId, old: existing["rating"]?.intValue, new: input.rating))
+                FeedbackOutbox.event(
+                    id: eventId, old: existing["rating"]?.intValue, new: input.rating))
             set["eventState"] = "pending"
             // `$currentDate`, not `$set`: the stand-in stores a `$set` date as text.
             var change: Document = ["$set": .document(set), "$currentDate": ["updatedAt": true]]
-            let gone = ["messageId", "agentId", "agentRef", "comment", "category", "metadata"].filter {
-                set[$0] == nil && existing[$0] != nil
+            let gone = ["messageId", "agentId", "agentRef", "comment", "category", "metadata"]
+                .filter {
+                    set[$0] == nil && existing[$0] != nil
+                }
+            if !gone.isEmpty {
+                change["$unset"] = .document(Document(gone.map { ($0, Value.string("")) }))
             }
-            if !gone.isEmpty { change["$unset"] = .document(Document(gone.map { ($0, Value.string("")) })) }
             guard
                 let stored = try feedback.findOneAndUpdate(
                     ["_id": existing["_id"] ?? .null, "version": .int64(version)], change)
@@ -218,7 +239,9 @@ struct FeedbackHandlers: Sendable {
         }
         if let type = try query.string("feedbackType", maxLength: 20) {
             guard FeedbackRules.types.contains(type) else {
-                throw APIError.invalid("feedbackType", "must be one of: \(FeedbackRules.types.joined(separator: ", "))")
+                throw APIError.invalid(
+                    "feedbackType", "must be one of: \(FeedbackRules.types.joined(separator: ", "))"
+                )
             }
             filter["feedbackType"] = .string(type)
         }
@@ -237,7 +260,9 @@ struct FeedbackHandlers: Sendable {
         var next: Value = .null
         if page.count > limit {
             page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["createdAt"]?.lenientDate, let id = last["_id"]?.objectIdValue {
+            if let last = page.last, let at = last["createdAt"]?.lenientDate,
+                let id = last["_id"]?.objectIdValue
+            {
                 next = .string(PageCursor.encode([String(at.milliseconds), id.hex]))
             }
         }

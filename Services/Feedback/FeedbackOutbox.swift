@@ -22,7 +22,8 @@ struct FeedbackOutbox: Sendable {
 
     static func event(id: String, old: Int64?, new: Int64) -> Document {
         [
-            "id": .string(id), "oldRating": old.map { .int64($0) } ?? .null, "newRating": .int64(new),
+            "id": .string(id), "oldRating": old.map { .int64($0) } ?? .null,
+            "newRating": .int64(new),
             "at": .int64(Timestamp.now().milliseconds),
         ]
     }
@@ -30,7 +31,8 @@ struct FeedbackOutbox: Sendable {
     /// Publishes the document's event if it is still pending; true when nothing is left to do.
     @discardableResult
     func send(_ doc: Document) -> Bool {
-        guard doc["eventState"]?.stringValue == "pending", let event = doc["lastEvent"]?.documentValue,
+        guard doc["eventState"]?.stringValue == "pending",
+            let event = doc["lastEvent"]?.documentValue,
             let id = event["id"]?.stringValue, let key = doc["_id"]
         else { return true }
         let fields: [(String, String)] = [
@@ -46,7 +48,8 @@ struct FeedbackOutbox: Sendable {
         do {
             try publisher.publish(FeedbackOutbox.stream, fields)
         } catch {
-            logger.warning("cannot publish a rating event; the sweeper will retry", [.error: "\(error)"])
+            logger.warning(
+                "cannot publish a rating event; the sweeper will retry", [.error: "\(error)"])
             return false
         }
         do {
@@ -62,10 +65,12 @@ struct FeedbackOutbox: Sendable {
 
     /// Publishes events left pending for a while (a failed publish, a crash in between).
     func sweepOnce() {
-        let before = Timestamp(milliseconds: Timestamp.now().milliseconds - FeedbackOutbox.sweepAfterMs)
+        let before = Timestamp(
+            milliseconds: Timestamp.now().milliseconds - FeedbackOutbox.sweepAfterMs)
         do {
             let stuck = try feedback.find(
-                ["eventState": "pending", "updatedAt": ["$lt": .date(before)]], sort: ["updatedAt": 1],
+                ["eventState": "pending", "updatedAt": ["$lt": .date(before)]],
+                sort: ["updatedAt": 1],
                 limit: 100)
             for doc in stuck where !send(doc) { break }
         } catch {

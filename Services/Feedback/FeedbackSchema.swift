@@ -22,7 +22,9 @@ enum FeedbackRules {
     ]
 
     /// What a user rates: the message, the conversation, or the agent itself.
-    static func targetKey(type: String, conversation: String, message: String?, agent: String?) -> String {
+    static func targetKey(type: String, conversation: String, message: String?, agent: String?)
+        -> String
+    {
         switch type {
         case "message": return "message|\(conversation)|\(message ?? "")"
         case "agent": return "agent|\(agent ?? "")"
@@ -34,9 +36,12 @@ enum FeedbackRules {
     static func isAgentKey(_ text: String) -> Bool {
         if ObjectId(hex: text) != nil { return true }
         let scalars = Array(text.unicodeScalars)
-        guard scalars.count >= 2, scalars.count <= 64, let first = scalars.first, ("a"..."z").contains(first)
+        guard scalars.count >= 2, scalars.count <= 64, let first = scalars.first,
+            ("a"..."z").contains(first)
         else { return false }
-        return scalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+        return scalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
+        }
     }
 
     static let spec = CollectionSpec(
@@ -45,15 +50,19 @@ enum FeedbackRules {
             "bsonType": "object",
             "required": ["conversationId", "userId", "feedbackType", "rating"],
             "properties": [
-                "conversationId": ["bsonType": "string", "description": "must be a string and is required"],
+                "conversationId": [
+                    "bsonType": "string", "description": "must be a string and is required",
+                ],
                 "messageId": ["bsonType": "string"],
-                "userId": ["bsonType": "objectId", "description": "must be an ObjectId and is required"],
+                "userId": [
+                    "bsonType": "objectId", "description": "must be an ObjectId and is required",
+                ],
                 "agentId": ["bsonType": "objectId"],
                 "feedbackType": ["enum": ["message", "conversation", "agent"]],
                 "rating": ["bsonType": ["int", "long"], "minimum": 1, "maximum": 5],
                 "comment": ["bsonType": "string", "maxLength": 1000],
                 "category": [
-                    "enum": ["accuracy", "helpfulness", "speed", "tone", "creativity", "technical"],
+                    "enum": ["accuracy", "helpfulness", "speed", "tone", "creativity", "technical"]
                 ],
                 "tags": ["bsonType": "array", "items": ["bsonType": "string"]],
             ],

@@ -18,10 +18,12 @@ struct RatingsReport: Sendable {
         _ = try QueryReader(command, pathParams: ["agentId"], allowed: [])
         let key = try pathId(command, "agentId", what: "agent")
         guard FeedbackRules.isAgentKey(key) else { throw APIError.notFound("agent") }
-        let deadline = min(command.deadline, Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
+        let deadline = min(
+            command.deadline, Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
         guard
             let reply = requester.request(
-                "agents.resolve", to: "sessions", userId: user, role: command.role, params: ["agentId": key],
+                "agents.resolve", to: "sessions", userId: user, role: command.role,
+                params: ["agentId": key],
                 deadline: deadline)
         else { throw APIError.unavailable("the sessions service did not answer in time") }
         guard reply.status == 200 else {
@@ -35,7 +37,9 @@ struct RatingsReport: Sendable {
             "_id": "$category", "count": ["$sum": 1], "sum": ["$sum": "$rating"],
         ]
         for star in 1...5 {
-            group["r\(star)"] = ["$sum": ["$cond": [["$eq": ["$rating", .int64(Int64(star))]], 1, 0]]]
+            group["r\(star)"] = [
+                "$sum": ["$cond": [["$eq": ["$rating", .int64(Int64(star))]], 1, 0]]
+            ]
         }
         let rows = try feedback.aggregate([
             ["$match": ["agentRef": .string(hex), "feedbackType": "agent"]],

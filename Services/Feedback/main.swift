@@ -32,7 +32,8 @@ while !ensured {
 }
 
 let feedback = pool.collection("chat_feedback")
-let requester = BusRequester(address: busConfig.redis, name: "feedback-\(busConfig.consumer)", logger: logger)
+let requester = BusRequester(
+    address: busConfig.redis, name: "feedback-\(busConfig.consumer)", logger: logger)
 let outbox = FeedbackOutbox(
     feedback: feedback, publisher: EventPublisher(address: busConfig.redis), logger: logger)
 outbox.startSweeper()

@@ -26,7 +26,9 @@ struct AgentHandlers: Sendable {
         let query = try QueryReader(
             command, pathParams: [], allowed: ["limit", "cursor", "category", "tag"])
         let limit = try query.limit()
-        var filter: Document = ["isActive": true, "isPublic": true, "deletedAt": ["$exists": false]]
+        var filter: Document = [
+            "isActive": true, "isPublic": true, "deletedAt": ["$exists": false],
+        ]
         if let category = try query.string("category", maxLength: AgentRules.categoryMax) {
             filter["category"] = .string(category)
         }
@@ -42,7 +44,8 @@ struct AgentHandlers: Sendable {
             ]
         }
         var page = try agents.find(
-            filter, sort: ["name": 1, "agentId": 1], limit: limit + 1, projection: AgentHandlers.hidden)
+            filter, sort: ["name": 1, "agentId": 1], limit: limit + 1,
+            projection: AgentHandlers.hidden)
         var next: Value = .null
         if page.count > limit {
             page.removeLast(page.count - limit)
@@ -67,7 +70,9 @@ struct AgentHandlers: Sendable {
     /// ones too; nobody sees a deleted one). 404 otherwise.
     func visible(_ command: Command, param: String = "agentId") throws -> Document {
         let key = try pathId(command, param, what: "agent")
-        guard let agent = try find(key, role: command.role) else { throw APIError.notFound("agent") }
+        guard let agent = try find(key, role: command.role) else {
+            throw APIError.notFound("agent")
+        }
         return agent
     }
 
@@ -130,12 +135,14 @@ struct AgentHandlers: Sendable {
         } catch {
             guard error.kind == .duplicateKey else { throw error }
             // A redelivered create answers what the first delivery stored.
-            if let existing = try agents.findOne(["agentId": .string(slug ?? "")], projection: AgentHandlers.hidden),
+            if let existing = try agents.findOne(
+                ["agentId": .string(slug ?? "")], projection: AgentHandlers.hidden),
                 existing["createdByCommand"]?.stringValue == command.id
             {
                 return Reply(status: 201, AgentHandlers.render(existing))
             }
-            throw APIError.conflict("an agent with this agentId exists (deleted ones keep their slug)")
+            throw APIError.conflict(
+                "an agent with this agentId exists (deleted ones keep their slug)")
         }
         return Reply(status: 201, AgentHandlers.render(doc))
     }
@@ -154,7 +161,8 @@ struct AgentHandlers: Sendable {
         var change: Document = ["$currentDate": ["updatedAt": true]]
         if !fields.isEmpty { change["$set"] = .document(Document(fields)) }
         guard
-            let updated = try agents.findOneAndUpdate(filter, change, projection: AgentHandlers.hidden)
+            let updated = try agents.findOneAndUpdate(
+                filter, change, projection: AgentHandlers.hidden)
         else { throw APIError.notFound("agent") }
         return Reply(status: 200, AgentHandlers.render(updated))
     }
@@ -224,7 +232,8 @@ enum AgentValidation {
     static func fields(_ check: inout Validator, creating: Bool) -> [(String, Value)] {
         var out: [(String, Value)] = []
         func text(_ key: String, _ max: Int, required: Bool = false, empty: Bool = false) {
-            if let value = check.string(key, required: required, maxLength: max, allowEmpty: empty) {
+            if let value = check.string(key, required: required, maxLength: max, allowEmpty: empty)
+            {
                 out.append((key, .string(value)))
             }
         }
@@ -235,21 +244,30 @@ enum AgentValidation {
         text("prompt", AgentRules.promptMax, empty: true)
         text("aiModel", AgentRules.modelMax)
         text("version", AgentRules.versionMax)
-        if let value = check.number("temperature", min: 0, max: 2) { out.append(("temperature", .double(value))) }
-        if let value = check.integer("maxTokens", min: 1, max: 4000) { out.append(("maxTokens", .int64(value))) }
+        if let value = check.number("temperature", min: 0, max: 2) {
+            out.append(("temperature", .double(value)))
+        }
+        if let value = check.integer("maxTokens", min: 1, max: 4000) {
+            out.append(("maxTokens", .int64(value)))
+        }
         for key in ["isActive", "isPublic", "isPremium"] {
             if let value = check.bool(key) { out.append((key, .bool(value))) }
         }
         for key in ["features", "capabilities", "limitations"] {
-            if let items = check.stringArray(key, maxItems: AgentRules.listItems, maxLength: AgentRules.listItemMax) {
+            if let items = check.stringArray(
+                key, maxItems: AgentRules.listItems, maxLength: AgentRules.listItemMax)
+            {
                 out.append((key, .array(items.map { .string($0) })))
             }
         }
-        if let tags = check.stringArray("tags", maxItems: AgentRules.tagsMax, maxLength: AgentRules.tagMax) {
+        if let tags = check.stringArray(
+            "tags", maxItems: AgentRules.tagsMax, maxLength: AgentRules.tagMax)
+        {
             out.append(("tags", .array(tags.map { .string($0) })))
         }
         if let pricing = check.document("pricing") {
-            var inner = Validator(pricing, allowed: ["daily", "weekly", "monthly"], prefix: "pricing")
+            var inner = Validator(
+                pricing, allowed: ["daily", "weekly", "monthly"], prefix: "pricing")
             for key in ["daily", "weekly", "monthly"] {
                 if let value = inner.number(key, min: 0, max: AgentRules.priceMax) {
                     out.append(("pricing.\(key)", .double(value)))
@@ -261,8 +279,11 @@ enum AgentValidation {
             if let examples = examples(value, &check) { out.append(("examples", .array(examples))) }
         }
         if let config = check.document("config") {
-            var inner = Validator(config, allowed: ["systemPrompt", "personality", "tone"], prefix: "config")
-            if let value = inner.string("systemPrompt", maxLength: AgentRules.promptMax, allowEmpty: true) {
+            var inner = Validator(
+                config, allowed: ["systemPrompt", "personality", "tone"], prefix: "config")
+            if let value = inner.string(
+                "systemPrompt", maxLength: AgentRules.promptMax, allowEmpty: true)
+            {
                 out.append(("config.systemPrompt", .string(value)))
             }
             for key in ["personality", "tone"] {
@@ -305,7 +326,8 @@ enum AgentValidation {
         var inner = Validator(
             body,
             allowed: [
-                "primaryProvider", "primaryModel", "fallbackProviders", "personalityMatch", "temperature",
+                "primaryProvider", "primaryModel", "fallbackProviders", "personalityMatch",
+                "temperature",
                 "maxTokens", "systemPrompt",
             ], prefix: prefix)
         var out: [(String, Value)] = []
@@ -321,11 +343,14 @@ enum AgentValidation {
         if let value = inner.integer("maxTokens", min: 1, max: 4000) {
             out.append(("\(prefix).maxTokens", .int64(value)))
         }
-        if let value = inner.string("systemPrompt", maxLength: AgentRules.promptMax, allowEmpty: true) {
+        if let value = inner.string(
+            "systemPrompt", maxLength: AgentRules.promptMax, allowEmpty: true)
+        {
             out.append(("\(prefix).systemPrompt", .string(value)))
         }
         if let match = inner.document("personalityMatch") {
-            var traits = Validator(match, allowed: Set(AgentRules.traits), prefix: "\(prefix).personalityMatch")
+            var traits = Validator(
+                match, allowed: Set(AgentRules.traits), prefix: "\(prefix).personalityMatch")
             for trait in AgentRules.traits {
                 if let value = traits.integer(trait, min: 0, max: 10) {
                     out.append(("\(prefix).personalityMatch.\(trait)", .int64(value)))
@@ -334,7 +359,9 @@ enum AgentValidation {
             inner.merge(traits)
         }
         if let value = body["fallbackProviders"] {
-            if let list = fallbacks(value, &inner) { out.append(("\(prefix).fallbackProviders", .array(list))) }
+            if let list = fallbacks(value, &inner) {
+                out.append(("\(prefix).fallbackProviders", .array(list)))
+            }
         }
         check.merge(inner)
         return out
@@ -342,7 +369,9 @@ enum AgentValidation {
 
     static func fallbacks(_ value: Value, _ check: inout Validator) -> [Value]? {
         guard case .array(let items) = value, items.count <= AgentRules.fallbackMax else {
-            check.fail("fallbackProviders", "must be an array of at most \(AgentRules.fallbackMax) providers")
+            check.fail(
+                "fallbackProviders",
+                "must be an array of at most \(AgentRules.fallbackMax) providers")
             return nil
         }
         var list: [Value] = []
@@ -358,7 +387,10 @@ enum AgentValidation {
             let priority = inner.integer("priority", min: 1, max: 100, required: true)
             check.merge(inner)
             if let provider, let model, let priority {
-                list.append(["provider": .string(provider), "model": .string(model), "priority": .int64(priority)])
+                list.append([
+                    "provider": .string(provider), "model": .string(model),
+                    "priority": .int64(priority),
+                ])
             }
         }
         return list.count == items.count ? list : nil

@@ -23,7 +23,8 @@ struct AgentModule: Sendable {
         agents = AgentHandlers(agents: agentsCollection)
         activeView = ActiveSessionsView(sessions: sessions, agents: agentsCollection)
         analytics = Analytics(interactions: interactions, agents: agents)
-        search = MessageSearch(interactions: interactions, sessions: sessions, agents: agentsCollection)
+        search = MessageSearch(
+            interactions: interactions, sessions: sessions, agents: agentsCollection)
         targets = FeedbackTargets(sessions: sessions, interactions: interactions, agents: agents)
         ratings = RatingEvents(agents: agentsCollection, logger: logger)
         self.logger = logger
@@ -55,7 +56,8 @@ struct AgentModule: Sendable {
         let ratings = self.ratings
         let consumer = EventConsumer(
             stream: RatingEvents.stream, group: RatingEvents.group, consumer: config.consumer,
-            address: config.redis, logger: logger, blockMs: config.blockMs, claimIdleMs: config.claimIdleMs
+            address: config.redis, logger: logger, blockMs: config.blockMs,
+            claimIdleMs: config.claimIdleMs
         ) { event in try ratings.apply(event) }
         consumer.start()
         return consumer

@@ -43,7 +43,9 @@ enum AgentRules {
         guard scalars.count >= slugMin, scalars.count <= slugMax, let first = scalars.first,
             ("a"..."z").contains(first), ObjectId(hex: text) == nil
         else { return false }
-        return scalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+        return scalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
+        }
     }
 
     static let spec = CollectionSpec(
@@ -52,10 +54,14 @@ enum AgentRules {
             "bsonType": "object",
             "required": ["agentId", "name", "isActive", "isPublic"],
             "properties": [
-                "agentId": ["bsonType": "string", "maxLength": 64, "description": "slug, required"],
+                "agentId": [
+                    "bsonType": "string", "maxLength": 64, "description": "slug, required",
+                ],
                 "name": ["bsonType": "string", "maxLength": 100, "description": "required"],
                 "description": ["bsonType": "string", "maxLength": 500],
-                "temperature": ["bsonType": ["double", "int", "long"], "minimum": 0, "maximum": 2],
+                "temperature": [
+                    "bsonType": ["double", "int", "long"], "minimum": 0, "maximum": 2,
+                ],
                 "maxTokens": ["bsonType": ["int", "long"], "minimum": 1, "maximum": 4000],
                 "isActive": ["bsonType": "bool"],
                 "isPublic": ["bsonType": "bool"],
@@ -64,7 +70,9 @@ enum AgentRules {
                     "bsonType": "object",
                     "properties": [
                         "totalRatings": ["bsonType": ["int", "long"], "minimum": 0],
-                        "averageRating": ["bsonType": ["double", "int", "long"], "minimum": 0, "maximum": 5],
+                        "averageRating": [
+                            "bsonType": ["double", "int", "long"], "minimum": 0, "maximum": 5,
+                        ],
                     ],
                 ],
             ],
@@ -104,7 +112,9 @@ enum AgentCatalog {
         "tags": ["science", "physics", "education"],
         "capabilities": ["explain complex concepts", "scientific reasoning"],
         "limitations": ["modern technology references"],
-        "examples": [["input": "Explain relativity", "output": "Ah, relativity! Let me explain..."]],
+        "examples": [
+            ["input": "Explain relativity", "output": "Ah, relativity! Let me explain..."]
+        ],
         "config": [
             "systemPrompt": "You are Albert Einstein...",
             "personality": "genius scientist",
@@ -113,7 +123,9 @@ enum AgentCatalog {
         "providerConfig": [
             "primaryProvider": "openai",
             "primaryModel": "gpt-4o",
-            "fallbackProviders": [["provider": "anthropic", "model": "claude-3-5-sonnet", "priority": 1]],
+            "fallbackProviders": [
+                ["provider": "anthropic", "model": "claude-3-5-sonnet", "priority": 1]
+            ],
             "personalityMatch": [
                 "creativity": 8, "empathy": 7, "technical": 10, "humor": 3, "formality": 6,
             ],
@@ -143,7 +155,9 @@ enum AgentCatalog {
         "tags": ["general", "writing"],
         "capabilities": ["answer questions", "draft and edit text"],
         "limitations": ["no internet access"],
-        "examples": [["input": "Summarise this paragraph", "output": "Here is a short summary..."]],
+        "examples": [
+            ["input": "Summarise this paragraph", "output": "Here is a short summary..."]
+        ],
         "config": [
             "systemPrompt": "You are a helpful assistant.",
             "personality": "friendly helper",
@@ -220,7 +234,8 @@ enum AgentCatalog {
             doc["updatedAt"] = .date(now)
             do {
                 let result = try agents.updateOne(
-                    ["agentId": agent["agentId"] ?? .null], ["$setOnInsert": .document(doc)], upsert: true)
+                    ["agentId": agent["agentId"] ?? .null], ["$setOnInsert": .document(doc)],
+                    upsert: true)
                 if result.upsertedId != nil {
                     logger.info("seeded agent", [.type: agent["agentId"]?.stringValue ?? ""])
                 }

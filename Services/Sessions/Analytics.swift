@@ -60,7 +60,8 @@ struct Analytics: Sendable {
                 "id": .string(id.hex),
                 "totalInteractions": .int64(totals.conversations),
                 "totalUsers": .int64(Int64(totals.users.count)),
-                "avgTokensPerInteraction": .double(Analytics.mean(totals.tokens, totals.conversations)),
+                "avgTokensPerInteraction": .double(
+                    Analytics.mean(totals.tokens, totals.conversations)),
                 "avgDuration": .double(Analytics.mean(totals.durationMs, totals.conversations)),
             ])
     }
@@ -82,16 +83,22 @@ struct Analytics: Sendable {
             if let after { pageFilter["_id"] = ["$gt": .objectId(after)] }
             let page = try interactions.find(
                 pageFilter, sort: ["_id": 1], limit: Analytics.pageSize,
-                projection: ["conversationId": 1, "bucket": 1, "metrics": 1, "updatedAt": 1, "userId": 1])
+                projection: [
+                    "conversationId": 1, "bucket": 1, "metrics": 1, "updatedAt": 1, "userId": 1,
+                ])
             guard !page.isEmpty else { break }
             let sizes = try messageCounts(page)
             for doc in page {
                 let bucket = doc["bucket"]
-                if bucket == nil || bucket?.isNull == true || bucket?.intValue == 0 { totals.conversations += 1 }
+                if bucket == nil || bucket?.isNull == true || bucket?.intValue == 0 {
+                    totals.conversations += 1
+                }
                 if let id = doc["_id"]?.objectIdValue { totals.messages += sizes[id] ?? 0 }
                 totals.tokens += doc.value(at: "metrics.totalTokens")?.intValue ?? 0
                 totals.durationMs += doc.value(at: "metrics.durationMs")?.intValue ?? 0
-                if let at = doc["updatedAt"]?.lenientDate, totals.lastActivity.map({ at > $0 }) ?? true {
+                if let at = doc["updatedAt"]?.lenientDate,
+                    totals.lastActivity.map({ at > $0 }) ?? true
+                {
                     totals.lastActivity = at
                 }
                 if countUsers, let user = doc["userId"]?.objectIdValue { totals.users.insert(user) }

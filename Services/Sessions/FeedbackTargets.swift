@@ -36,7 +36,8 @@ struct FeedbackTargets: Sendable {
             "sessionAgentId": session["agentId"]?.objectIdValue.map { .string($0.hex) } ?? .null,
         ]
         if let key = command.params["agentId"] {
-            guard let agent = try agents.find(key, role: command.role), let id = agent["_id"]?.objectIdValue
+            guard let agent = try agents.find(key, role: command.role),
+                let id = agent["_id"]?.objectIdValue
             else { throw APIError.notFound("agent") }
             reply["agentId"] = .string(id.hex)
             reply["agentSlug"] = agent["agentId"] ?? .null
@@ -49,6 +50,7 @@ struct FeedbackTargets: Sendable {
         _ = try command.requireUser()
         let agent = try agents.visible(command)
         guard let id = agent["_id"]?.objectIdValue else { throw APIError.notFound("agent") }
-        return Reply(status: 200, ["agentId": .string(id.hex), "agentSlug": agent["agentId"] ?? .null])
+        return Reply(
+            status: 200, ["agentId": .string(id.hex), "agentSlug": agent["agentId"] ?? .null])
     }
 }

@@ -62,7 +62,10 @@ struct RatingEvents: Sendable {
         else { return }
         let average = count > 0 ? Ratings.round2(Double(sum) / Double(count)) : 0
         try agents.updateOne(
-            ["_id": .objectId(agent), "stats.totalRatings": .int64(count), "ratingSum": .int64(sum)],
+            [
+                "_id": .objectId(agent), "stats.totalRatings": .int64(count),
+                "ratingSum": .int64(sum),
+            ],
             ["$set": ["stats.averageRating": .double(average)]])
     }
 }

@@ -34,9 +34,13 @@ struct MessageSearch: Sendable {
         let user = try command.requireUser()
         let query = try QueryReader(
             command, pathParams: [], allowed: ["q", "limit", "cursor", "status", "tag", "agentId"])
-        guard let text = try query.string("q", maxLength: 200) else { throw APIError.invalid("q", "is required") }
+        guard let text = try query.string("q", maxLength: 200) else {
+            throw APIError.invalid("q", "is required")
+        }
         let terms = MessageSearch.terms(text)
-        guard !terms.isEmpty else { throw APIError.invalid("q", "must contain a letter or a digit") }
+        guard !terms.isEmpty else {
+            throw APIError.invalid("q", "must contain a letter or a digit")
+        }
         let limit = try query.limit()
         var position = 0
         var skipHits = 0
@@ -51,7 +55,8 @@ struct MessageSearch: Sendable {
         var filter: Document = ["$text": ["$search": .string(text)], "userId": .objectId(user)]
         if let status = try query.string("status", maxLength: 20) {
             guard MessageSearch.statuses.contains(status) else {
-                throw APIError.invalid("status", "must be one of: \(MessageSearch.statuses.joined(separator: ", "))")
+                throw APIError.invalid(
+                    "status", "must be one of: \(MessageSearch.statuses.joined(separator: ", "))")
             }
             filter["status"] = .string(status)
         }
@@ -63,7 +68,8 @@ struct MessageSearch: Sendable {
             // TODO: only the newest `tagSessionsMax` sessions with the tag are searched.
             // `$in`, not equality: on the stand-in, equality on an indexed array matches nothing.
             let tagged = try sessions.find(
-                ["userId": .objectId(user), "tags": ["$in": [.string(tag)]]], sort: ["updatedAt": -1],
+                ["userId": .objectId(user), "tags": ["$in": [.string(tag)]]],
+                sort: ["updatedAt": -1],
                 limit: MessageSearch.tagSessionsMax, projection: ["sessionId": 1])
             let ids = tagged.compactMap { $0["sessionId"] }
             guard !ids.isEmpty else { return MessageSearch.empty }
@@ -76,12 +82,17 @@ struct MessageSearch: Sendable {
         var scanned = 0
         scanning: while scanned < MessageSearch.scanMax {
             let docs = try interactions.find(
-                filter, sort: ["score": ["$meta": "textScore"], "_id": 1], limit: MessageSearch.batch,
+                filter, sort: ["score": ["$meta": "textScore"], "_id": 1],
+                limit: MessageSearch.batch,
                 skip: position,
-                projection: ["score": ["$meta": "textScore"], "conversationId": 1, "userId": 1, "messages": 1])
+                projection: [
+                    "score": ["$meta": "textScore"], "conversationId": 1, "userId": 1,
+                    "messages": 1,
+                ])
             for doc in docs {
                 if doc["userId"]?.objectIdValue == user {
-                    let ranked = MessageSearch.rank(doc["messages"]?.arrayValue ?? [], terms, phrase)
+                    let ranked = MessageSearch.rank(
+                        doc["messages"]?.arrayValue ?? [], terms, phrase)
                     var index = skipHits
                     while index < ranked.count {
                         if hits.count == limit {
@@ -113,7 +124,8 @@ struct MessageSearch: Sendable {
         guard AgentRules.isSlug(key) else {
             throw APIError.invalid("agentId", "must be an agent's id or slug")
         }
-        return try agents.findOne(["agentId": .string(key)], projection: ["_id": 1])?["_id"]?.objectIdValue
+        return try agents.findOne(["agentId": .string(key)], projection: ["_id": 1])?["_id"]?
+            .objectIdValue
     }
 
     // MARK: matching
@@ -143,7 +155,9 @@ struct MessageSearch: Sendable {
         guard !needle.isEmpty else { return 0 }
         var count = 0
         var searchRange = haystack.startIndex..<haystack.endIndex
-        while let found = haystack.range(of: needle, options: [.caseInsensitive], range: searchRange) {
+        while let found = haystack.range(
+            of: needle, options: [.caseInsensitive], range: searchRange)
+        {
             count += 1
             searchRange = found.upperBound..<haystack.endIndex
         }
@@ -153,7 +167,8 @@ struct MessageSearch: Sendable {
     static func rank(_ messages: [Value], _ terms: [String], _ phrase: String) -> [Ranked] {
         var ranked: [(Int, Ranked)] = []
         for (index, value) in messages.enumerated() {
-            guard let message = value.lenientDocument, let content = message["content"]?.stringValue else {
+            guard let message = value.lenientDocument, let content = message["content"]?.stringValue
+            else {
                 continue
             }
             var score = terms.count > 1 ? 3 * occurrences(phrase, in: content) : 0
@@ -164,7 +179,9 @@ struct MessageSearch: Sendable {
         return ranked.map(\.1)
     }
 
-    static func hit(_ ranked: Ranked, _ doc: Document, _ terms: [String], _ phrase: String) -> Document {
+    static func hit(_ ranked: Ranked, _ doc: Document, _ terms: [String], _ phrase: String)
+        -> Document
+    {
         let message = ranked.message
         let content = message["content"]?.stringValue ?? ""
         return [
@@ -185,9 +202,11 @@ struct MessageSearch: Sendable {
                 .min { $0.lowerBound < $1.lowerBound }
         }
         guard let match else { return String(content.prefix(160)) }
-        let start = content.index(match.lowerBound, offsetBy: -60, limitedBy: content.startIndex)
+        let start =
+            content.index(match.lowerBound, offsetBy: -60, limitedBy: content.startIndex)
             ?? content.startIndex
-        let end = content.index(match.upperBound, offsetBy: 100, limitedBy: content.endIndex)
+        let end =
+            content.index(match.upperBound, offsetBy: 100, limitedBy: content.endIndex)
             ?? content.endIndex
         var text = String(content[start..<end])
         if start > content.startIndex { text = "…" + text }

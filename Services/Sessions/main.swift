@@ -22,7 +22,8 @@ let agentModule = AgentModule(pool: pool, logger: logger)
 var ensured = false
 while !ensured {
     do {
-        for spec in [SessionRules.sessions, SessionRules.interactions, ledger.spec] + AgentModule.specs {
+        let specs = [SessionRules.sessions, SessionRules.interactions, ledger.spec] + AgentModule.specs
+        for spec in specs {
             try pool.ensure(spec, logger: logger)
         }
         try agentModule.seed()

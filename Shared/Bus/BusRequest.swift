@@ -14,7 +14,8 @@ public final class BusRequester: Sendable {
     let client: BusClient
 
     /// `name` must be unique per process: it names the reply key.
-    public init(address: RedisAddress, name: String, logger: Logger, maxStreamLength: Int = 100_000) {
+    public init(address: RedisAddress, name: String, logger: Logger, maxStreamLength: Int = 100_000)
+    {
         client = BusClient(
             address: address, gatewayId: name, logger: logger, maxStreamLength: maxStreamLength)
         client.start()

@@ -111,7 +111,8 @@ public final class EventConsumer: @unchecked Sendable {
             do {
                 if !groupReady {
                     let reply = try redis.send([
-                        "XGROUP", "CREATE", RedisArgument(stream), RedisArgument(group), "0", "MKSTREAM",
+                        "XGROUP", "CREATE", RedisArgument(stream), RedisArgument(group), "0",
+                        "MKSTREAM",
                     ])
                     if let message = reply.errorMessage, !message.hasPrefix("BUSYGROUP") {
                         throw RedisError.server(message)
@@ -119,7 +120,8 @@ public final class EventConsumer: @unchecked Sendable {
                     groupReady = true
                 }
                 var argv: [RedisArgument] = [
-                    "XREADGROUP", "GROUP", RedisArgument(group), RedisArgument(consumer), "COUNT", "64",
+                    "XREADGROUP", "GROUP", RedisArgument(group), RedisArgument(consumer), "COUNT",
+                    "64",
                 ]
                 if readFrom == ">" { argv += ["BLOCK", RedisArgument(blockMs)] }
                 argv += ["STREAMS", RedisArgument(stream), RedisArgument(readFrom)]
@@ -137,7 +139,8 @@ public final class EventConsumer: @unchecked Sendable {
                 if failed { usleep(UInt32(backoffMs * 1000)) }
             } catch {
                 if isStopping { break }
-                logger.warning("event read failed; retrying", [.stream: stream, .error: "\(error)"])
+                logger.warning(
+                    "event read failed; retrying", [.stream: stream, .error: "\(error)"])
                 groupReady = false
                 usleep(UInt32(backoffMs * 1000))
                 backoffMs = min(backoffMs * 2, 2000)
@@ -159,7 +162,10 @@ public final class EventConsumer: @unchecked Sendable {
                 return true
             }
             do {
-                try redis.run(["XACK", RedisArgument(stream), RedisArgument(group), RedisArgument(event.streamId)])
+                try redis.run([
+                    "XACK", RedisArgument(stream), RedisArgument(group),
+                    RedisArgument(event.streamId),
+                ])
             } catch {
                 // Applied but not acknowledged: the redelivery is deduplicated by the handler.
                 logger.warning("cannot acknowledge event", [.stream: stream, .error: "\(error)"])
@@ -178,7 +184,8 @@ public final class EventConsumer: @unchecked Sendable {
             guard let parts = reply.array, parts.count >= 2 else { return }
             let events = EventConsumer.events(inList: parts[1])
             if !events.isEmpty {
-                logger.info("claimed pending events", [.stream: stream, .count: String(events.count)])
+                logger.info(
+                    "claimed pending events", [.stream: stream, .count: String(events.count)])
                 _ = process(events, redis: redis)
             }
         } catch {
@@ -205,7 +212,9 @@ public final class EventConsumer: @unchecked Sendable {
             var fields: [String: String] = [:]
             var index = 0
             while index + 1 < values.count {
-                if let key = values[index].text, let value = values[index + 1].text { fields[key] = value }
+                if let key = values[index].text, let value = values[index + 1].text {
+                    fields[key] = value
+                }
                 index += 2
             }
             return BusEvent(streamId: id, fields: fields)

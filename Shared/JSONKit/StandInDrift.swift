@@ -51,7 +51,8 @@ extension Value {
             return value
         }
         guard scalars[4] == "-", scalars[7] == "-", scalars[10] == " " || scalars[10] == "T",
-            scalars[13] == ":", scalars[16] == ":", let year = number(0..<4), let month = number(5..<7),
+            scalars[13] == ":", scalars[16] == ":", let year = number(0..<4),
+            let month = number(5..<7),
             let day = number(8..<10), let hour = number(11..<13), let minute = number(14..<16),
             let second = number(17..<19), (1...12).contains(month), (1...31).contains(day)
         else { return nil }

@@ -28,19 +28,26 @@ struct AgentsTests {
         #expect(agent.value(at: "pricing.monthly")?.doubleValue == 75)
         #expect(agent["features"]?.arrayValue?.count == 3)
         #expect(agent["capabilities"]?.arrayValue?.count == 2)
-        #expect(agent["limitations"]?.arrayValue?.first?.stringValue == "modern technology references")
-        #expect(agent["examples"]?.arrayValue?.first?.documentValue?["input"]?.stringValue == "Explain relativity")
+        #expect(
+            agent["limitations"]?.arrayValue?.first?.stringValue == "modern technology references")
+        #expect(
+            agent["examples"]?.arrayValue?.first?.documentValue?["input"]?.stringValue
+                == "Explain relativity")
         #expect(agent.value(at: "config.tone")?.stringValue == "wise and patient")
         #expect(agent.value(at: "providerConfig.primaryProvider")?.stringValue == "openai")
-        let fallback = agent.value(at: "providerConfig.fallbackProviders")?.arrayValue?.first?.documentValue
+        let fallback = agent.value(at: "providerConfig.fallbackProviders")?.arrayValue?.first?
+            .documentValue
         #expect(fallback?["provider"]?.stringValue == "anthropic")
         #expect(fallback?["priority"]?.intValue == 1)
         #expect(agent.value(at: "providerConfig.personalityMatch.technical")?.intValue == 10)
-        #expect(agent.value(at: "providerConfig.systemPrompt")?.stringValue == "You are Albert Einstein...")
+        #expect(
+            agent.value(at: "providerConfig.systemPrompt")?.stringValue
+                == "You are Albert Einstein...")
         for key in ["totalInteractions", "totalUsers", "averageRating", "totalRatings"] {
             #expect(agent.value(at: "stats.\(key)") != nil)
         }
-        #expect(agent["creator"]?.stringValue == "system" && agent["version"]?.stringValue == "1.0.0")
+        #expect(
+            agent["creator"]?.stringValue == "system" && agent["version"]?.stringValue == "1.0.0")
         #expect(agent["createdAt"]?.stringValue?.hasSuffix("Z") == true)
 
         let byId = try cluster.get("/api/agents/\(agent["id"]?.stringValue ?? "")", user)
@@ -82,7 +89,8 @@ struct AgentsTests {
         var seen: [String] = []
         var cursor: String?
         repeat {
-            let path = "/api/agents?category=\(category)&limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let path =
+                "/api/agents?category=\(category)&limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")
             let page = try cluster.get(path, user)
             #expect(page.status == 200)
             #expect(page.items.count <= 2)
@@ -138,7 +146,10 @@ struct AgentsTests {
             (#"{"pricing":{"daily":-1}}"#, "pricing.daily"),
             (#"{"config":{"mood":"x"}}"#, "config.mood"),
             (#"{"providerConfig":{"primaryProvider":"nope"}}"#, "providerConfig.primaryProvider"),
-            (#"{"providerConfig":{"personalityMatch":{"humor":11}}}"#, "providerConfig.personalityMatch.humor"),
+            (
+                #"{"providerConfig":{"personalityMatch":{"humor":11}}}"#,
+                "providerConfig.personalityMatch.humor"
+            ),
             (
                 #"{"providerConfig":{"fallbackProviders":[{"provider":"openai","priority":1}]}}"#,
                 "providerConfig.fallbackProviders[0].model"
@@ -159,18 +170,29 @@ struct AgentsTests {
             #expect(create.errorFields.contains(field), "POST \(body): \(create.errorFields)")
         }
         for slugText in ["Einstein", "a", "x y", "507f1f77bcf86cd799439011", "-dash"] {
-            let result = try cluster.post("/api/agents", admin, json(["agentId": .string(slugText), "name": "N"]))
+            let result = try cluster.post(
+                "/api/agents", admin, json(["agentId": .string(slugText), "name": "N"]))
             #expect(result.status == 400 && result.errorFields == ["agentId"], "slug \(slugText)")
         }
-        #expect(try cluster.post("/api/agents", admin, #"{"agentId":"no-name-agent"}"#).errorFields == ["name"])
-        #expect(try cluster.put("/api/agents/\(slug)", admin, #"{"agentId":"other"}"#).errorFields == ["agentId"])
+        #expect(
+            try cluster.post("/api/agents", admin, #"{"agentId":"no-name-agent"}"#).errorFields == [
+                "name"
+            ])
+        #expect(
+            try cluster.put("/api/agents/\(slug)", admin, #"{"agentId":"other"}"#).errorFields == [
+                "agentId"
+            ])
 
         let hundred = String(repeating: "😀", count: 100)
-        #expect(try cluster.put("/api/agents/\(slug)", admin, json(["name": .string(hundred)])).status == 200)
+        #expect(
+            try cluster.put("/api/agents/\(slug)", admin, json(["name": .string(hundred)])).status
+                == 200)
         #expect(try cluster.get("/api/agents/\(slug)", admin)["name"]?.stringValue == hundred)
-        let tooLong = try cluster.put("/api/agents/\(slug)", admin, json(["name": .string(hundred + "😀")]))
+        let tooLong = try cluster.put(
+            "/api/agents/\(slug)", admin, json(["name": .string(hundred + "😀")]))
         #expect(tooLong.status == 400)
-        #expect(try cluster.put("/api/agents/\(slug)", admin, #"{"maxTokens":4000.0}"#).status == 200)
+        #expect(
+            try cluster.put("/api/agents/\(slug)", admin, #"{"maxTokens":4000.0}"#).status == 200)
     }
 
     @Test func updateMergesNestedObjectsKeyByKeyAndReplacesArrays() throws {
@@ -187,7 +209,9 @@ struct AgentsTests {
         let (slug, id) = try cluster.createAgent(admin, extra: extra)
         let result = try cluster.put(
             "/api/agents/\(id)", admin,
-            #"{"config":{"tone":"dry"},"providerConfig":{"personalityMatch":{"humor":8}},"tags":["three"]}"#)
+            #"{"config":{"tone":"dry"},"providerConfig":{"personalityMatch":{"humor":8}},"#
+                + #""tags":["three"]}"#
+        )
         #expect(result.status == 200)
         #expect(result["updatedAt"]?.stringValue.flatMap { Timestamp(iso8601: $0) } != nil)
         let agent = try #require(try cluster.get("/api/agents/\(slug)", admin).document)
@@ -212,7 +236,8 @@ struct AgentsTests {
         #expect(try cluster.get("/api/agents/\(id)", admin).status == 404)
         #expect(try cluster.put("/api/agents/\(slug)", admin, #"{"name":"Back"}"#).status == 404)
         #expect(try cluster.delete("/api/agents/\(slug)", admin).status == 404)
-        let again = try cluster.post("/api/agents", admin, json(["agentId": .string(slug), "name": "Again"]))
+        let again = try cluster.post(
+            "/api/agents", admin, json(["agentId": .string(slug), "name": "Again"]))
         #expect(again.status == 409)
     }
 
@@ -232,11 +257,14 @@ struct AgentsTests {
     @Test func activeViewIsTheSpecProjectionWithAgentNamesJoined() throws {
         let user = cluster.newUser()
         let other = cluster.newUser()
-        let einstein = try #require(try cluster.get("/api/agents/einstein", user)["id"]?.stringValue)
+        let einstein = try #require(
+            try cluster.get("/api/agents/einstein", user)["id"]?.stringValue)
         let idle = try cluster.createSession(user, agentId: einstein)
         let plain = try cluster.createSession(user, agentId: nil)
         let withAgent = try cluster.createSession(user, agentId: einstein)
-        #expect(try cluster.put("/api/chat/sessions/\(idle)", user, #"{"isActive":false}"#).status == 200)
+        #expect(
+            try cluster.put("/api/chat/sessions/\(idle)", user, #"{"isActive":false}"#).status
+                == 200)
         _ = try cluster.createSession(other, agentId: einstein)
         _ = try cluster.appendMessage(user, withAgent, "hello", tokens: 7)
 
@@ -251,7 +279,8 @@ struct AgentsTests {
 
         let first = try cluster.get("/api/chat/sessions?view=active&limit=1", user)
         let cursor = try #require(first["nextCursor"]?.stringValue)
-        let second = try cluster.get("/api/chat/sessions?view=active&limit=1&cursor=\(cursor)", user)
+        let second = try cluster.get(
+            "/api/chat/sessions?view=active&limit=1&cursor=\(cursor)", user)
         #expect(second.items.compactMap { $0["sessionId"]?.stringValue } == [plain])
         #expect(first.items.compactMap { $0["sessionId"]?.stringValue } == [withAgent])
         #expect(second["nextCursor"] == .null)

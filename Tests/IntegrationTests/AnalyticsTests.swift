@@ -15,7 +15,8 @@ struct AnalyticsTests {
 
     /// A `chatinteractions` document as the sessions service or the legacy backend wrote it.
     static func interaction(
-        _ conversation: String, bucket: Int? = nil, user: ObjectId?, agent: ObjectId? = nil, messages: Int,
+        _ conversation: String, bucket: Int? = nil, user: ObjectId?, agent: ObjectId? = nil,
+        messages: Int,
         tokens: Int, durationMs: Int, updatedAt: String = "2024-01-20T10:30:02.000Z"
     ) -> Document {
         var doc: Document = ["_id": .objectId(ObjectId()), "conversationId": .string(conversation)]
@@ -26,7 +27,8 @@ struct AnalyticsTests {
         doc["messages"] = .array(
             (0..<messages).map { index in
                 [
-                    "role": index % 2 == 0 ? "user" : "assistant", "content": .string("message \(index)"),
+                    "role": index % 2 == 0 ? "user" : "assistant",
+                    "content": .string("message \(index)"),
                     "attachments": [], "createdAt": date("2024-01-20T10:30:00.000Z"),
                 ]
             })
@@ -98,12 +100,20 @@ struct AnalyticsTests {
         let interactions = try cluster.mongo().collection("chatinteractions")
         try interactions.insertMany([
             Self.interaction(
-                "\(run)-1", bucket: 0, user: first, agent: agent, messages: 2, tokens: 100, durationMs: 1000),
-            Self.interaction("\(run)-1", bucket: 1, user: first, agent: agent, messages: 1, tokens: 20, durationMs: 0),
-            Self.interaction("\(run)-2", user: first, agent: agent, messages: 2, tokens: 30, durationMs: 500),
-            Self.interaction("\(run)-3", user: second, agent: agent, messages: 2, tokens: 50, durationMs: 2000),
-            Self.interaction("\(run)-4", user: nil, agent: agent, messages: 1, tokens: 0, durationMs: 100),
-            Self.interaction("\(run)-5", user: second, agent: ObjectId(), messages: 9, tokens: 900, durationMs: 900),
+                "\(run)-1", bucket: 0, user: first, agent: agent, messages: 2, tokens: 100,
+                durationMs: 1000),
+            Self.interaction(
+                "\(run)-1", bucket: 1, user: first, agent: agent, messages: 1, tokens: 20,
+                durationMs: 0),
+            Self.interaction(
+                "\(run)-2", user: first, agent: agent, messages: 2, tokens: 30, durationMs: 500),
+            Self.interaction(
+                "\(run)-3", user: second, agent: agent, messages: 2, tokens: 50, durationMs: 2000),
+            Self.interaction(
+                "\(run)-4", user: nil, agent: agent, messages: 1, tokens: 0, durationMs: 100),
+            Self.interaction(
+                "\(run)-5", user: second, agent: ObjectId(), messages: 9, tokens: 900,
+                durationMs: 900),
         ])
         let metrics = try cluster.get("/api/agents/\(slug)/metrics", cluster.newUser())
         #expect(metrics.status == 200)
@@ -112,7 +122,9 @@ struct AnalyticsTests {
         #expect(metrics["totalUsers"]?.intValue == 2)
         #expect(metrics["avgTokensPerInteraction"]?.doubleValue == 50)
         #expect(metrics["avgDuration"]?.doubleValue == 900)
-        #expect(try cluster.get("/api/agents/\(id)/metrics", cluster.newUser())["totalUsers"]?.intValue == 2)
+        #expect(
+            try cluster.get("/api/agents/\(id)/metrics", cluster.newUser())["totalUsers"]?.intValue
+                == 2)
 
         let (fresh, _) = try cluster.createAgent(admin)
         let none = try cluster.get("/api/agents/\(fresh)/metrics", admin)
@@ -143,7 +155,8 @@ struct AnalyticsTests {
             let user = cluster.newUser()
             let session = try cluster.createSession(user, agentId: id)
             var body: Document = [
-                "conversationId": .string(session), "agentId": .string(slug), "feedbackType": "agent",
+                "conversationId": .string(session), "agentId": .string(slug),
+                "feedbackType": "agent",
                 "rating": .int64(Int64(stars)),
             ]
             if let category { body["category"] = .string(category) }
@@ -154,7 +167,10 @@ struct AnalyticsTests {
         let (someone, session) = raters[0]
         _ = try cluster.post(
             "/api/chat/feedback", someone,
-            json(["conversationId": .string(session), "feedbackType": "conversation", "rating": 2, "category": "tone"]))
+            json([
+                "conversationId": .string(session), "feedbackType": "conversation", "rating": 2,
+                "category": "tone",
+            ]))
 
         var ratings = try cluster.get("/api/agents/\(slug)/ratings", cluster.newUser())
         #expect(ratings.status == 200)
@@ -163,7 +179,9 @@ struct AnalyticsTests {
         #expect(ratings["averageRating"]?.doubleValue == 3.83)
         #expect(ratings["distribution"] == ["1": 1, "2": 0, "3": 1, "4": 1, "5": 3])
         let accuracy = ratings.document?.value(at: "byCategory.accuracy")?.documentValue
-        #expect(accuracy?["totalRatings"]?.intValue == 2 && accuracy?["averageRating"]?.doubleValue == 4.5)
+        #expect(
+            accuracy?["totalRatings"]?.intValue == 2
+                && accuracy?["averageRating"]?.doubleValue == 4.5)
         #expect(accuracy?["distribution"] == ["1": 0, "2": 0, "3": 0, "4": 1, "5": 1])
         let speed = ratings.document?.value(at: "byCategory.speed")?.documentValue
         #expect(speed?["totalRatings"]?.intValue == 3 && speed?["averageRating"]?.doubleValue == 3)
@@ -171,19 +189,23 @@ struct AnalyticsTests {
         let none = ratings.document?.value(at: "byCategory.uncategorized")?.documentValue
         #expect(none?["totalRatings"]?.intValue == 1 && none?["averageRating"]?.doubleValue == 5)
         let tone = ratings.document?.value(at: "byCategory.tone")?.documentValue
-        #expect(tone?["totalRatings"]?.intValue == 0 && tone?["distribution"] == ["1": 0, "2": 0, "3": 0, "4": 0, "5": 0])
+        #expect(
+            tone?["totalRatings"]?.intValue == 0
+                && tone?["distribution"] == ["1": 0, "2": 0, "3": 0, "4": 0, "5": 0])
 
         // The 1-star speed rating becomes a 2: the distribution moves, the count stays.
         let (changer, changerSession) = raters[3]
         let replaced = try cluster.post(
             "/api/chat/feedback", changer,
             json([
-                "conversationId": .string(changerSession), "agentId": .string(id), "feedbackType": "agent",
+                "conversationId": .string(changerSession), "agentId": .string(id),
+                "feedbackType": "agent",
                 "rating": 2, "category": "speed",
             ]))
         #expect(replaced.status == 200)
         ratings = try cluster.get("/api/agents/\(id)/ratings", cluster.newUser())
-        #expect(ratings["totalRatings"]?.intValue == 6 && ratings["averageRating"]?.doubleValue == 4)
+        #expect(
+            ratings["totalRatings"]?.intValue == 6 && ratings["averageRating"]?.doubleValue == 4)
         #expect(ratings["distribution"] == ["1": 0, "2": 1, "3": 1, "4": 1, "5": 3])
         #expect(ratings.document?.value(at: "byCategory.speed.averageRating")?.doubleValue == 3.33)
 

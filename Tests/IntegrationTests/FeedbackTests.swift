@@ -12,7 +12,8 @@ struct FeedbackTests {
     init() throws { cluster = try Cluster.sharedCluster() }
 
     /// A user with a session on `agentId` and one assistant message in it.
-    func rater(agentId: String? = nil) throws -> (user: TestUser, session: String, message: String) {
+    func rater(agentId: String? = nil) throws -> (user: TestUser, session: String, message: String)
+    {
         let user = cluster.newUser()
         let session = try cluster.createSession(user, agentId: agentId)
         let message = try cluster.appendMessage(user, session, "E = mc²", tokens: 12)
@@ -28,12 +29,15 @@ struct FeedbackTests {
     }
 
     @Test func ratingAMessageStoresTheSpecFields() throws {
-        let einstein = try #require(try cluster.get("/api/agents/einstein", cluster.newUser())["id"]?.stringValue)
+        let einstein = try #require(
+            try cluster.get("/api/agents/einstein", cluster.newUser())["id"]?.stringValue)
         let (user, session, message) = try rater(agentId: einstein)
         let body: Document = [
-            "conversationId": .string(session), "messageId": .string(message), "feedbackType": "message",
+            "conversationId": .string(session), "messageId": .string(message),
+            "feedbackType": "message",
             "rating": 5, "comment": "Very helpful explanation!", "category": "accuracy",
-            "tags": ["helpful", "clear"], "metadata": ["messageContent": "The explanation was...", "responseTime": 2500],
+            "tags": ["helpful", "clear"],
+            "metadata": ["messageContent": "The explanation was...", "responseTime": 2500],
         ]
         let result = try cluster.post("/api/chat/feedback", user, json(body))
         #expect(result.status == 201)
@@ -58,7 +62,8 @@ struct FeedbackTests {
         let (user, session, message) = try rater()
         func body(_ changes: Document) -> String {
             var doc: Document = [
-                "conversationId": .string(session), "messageId": .string(message), "feedbackType": "message",
+                "conversationId": .string(session), "messageId": .string(message),
+                "feedbackType": "message",
                 "rating": 4, "category": "accuracy", "comment": "x",
             ]
             for pair in changes.pairs { doc[pair.key] = pair.value }
@@ -93,11 +98,13 @@ struct FeedbackTests {
         #expect(try cluster.post("/api/chat/feedback", user, "[1]").status == 400)
 
         let longest = try cluster.post(
-            "/api/chat/feedback", user, body(["comment": .string(String(repeating: "😀", count: 1000))]))
+            "/api/chat/feedback", user,
+            body(["comment": .string(String(repeating: "😀", count: 1000))]))
         #expect(longest.status == 201)
         #expect(longest["comment"]?.stringValue?.unicodeScalars.count == 1000)
         let escaped = String(repeating: #"\ud83d\ude00"#, count: 1001)
-        let raw = #"{"conversationId":"\#(session)","messageId":"\#(message)","feedbackType":"message","#
+        let raw =
+            #"{"conversationId":"\#(session)","messageId":"\#(message)","feedbackType":"message","#
             + #""rating":4,"comment":"\#(escaped)"}"#
         #expect(try cluster.post("/api/chat/feedback", user, raw).errorFields == ["comment"])
         #expect(try cluster.post("/api/chat/feedback", user, body(["rating": 4.0])).status == 200)
@@ -110,7 +117,8 @@ struct FeedbackTests {
         let onMessage = try cluster.post(
             "/api/chat/feedback", intruder,
             json([
-                "conversationId": .string(session), "messageId": .string(message), "feedbackType": "message",
+                "conversationId": .string(session), "messageId": .string(message),
+                "feedbackType": "message",
                 "rating": 1,
             ]))
         #expect(onMessage.status == 404)
@@ -120,7 +128,10 @@ struct FeedbackTests {
         #expect(onSession.status == 404)
         let missing = try cluster.post(
             "/api/chat/feedback", intruder,
-            json(["conversationId": "session-doesnotexist", "feedbackType": "conversation", "rating": 1]))
+            json([
+                "conversationId": "session-doesnotexist", "feedbackType": "conversation",
+                "rating": 1,
+            ]))
         #expect(missing.status == 404 && missing.text == onSession.text)
         let foreignMessage = try cluster.post(
             "/api/chat/feedback", intruder,
@@ -138,9 +149,12 @@ struct FeedbackTests {
         #expect(unknownAgent.status == 404)
 
         let anonymous = try cluster.post(
-            "/api/chat/feedback", nil, json(["conversationId": .string(session), "feedbackType": "conversation"]))
+            "/api/chat/feedback", nil,
+            json(["conversationId": .string(session), "feedbackType": "conversation"]))
         #expect(anonymous.status == 401)
-        #expect(try HTTPClient.send(cluster, "GET", "/api/chat/feedback", token: intruder.token + "x").status == 401)
+        #expect(
+            try HTTPClient.send(cluster, "GET", "/api/chat/feedback", token: intruder.token + "x")
+                .status == 401)
 
         let ownList = try cluster.get("/api/chat/feedback?conversationId=\(session)", owner)
         #expect(ownList.status == 200 && ownList.items.isEmpty)
@@ -153,14 +167,16 @@ struct FeedbackTests {
         let first = try cluster.post(
             "/api/chat/feedback", user,
             json([
-                "conversationId": .string(session), "messageId": .string(message), "feedbackType": "message",
+                "conversationId": .string(session), "messageId": .string(message),
+                "feedbackType": "message",
                 "rating": 2, "comment": "meh", "category": "tone",
             ]))
         #expect(first.status == 201)
         let second = try cluster.post(
             "/api/chat/feedback", user,
             json([
-                "conversationId": .string(session), "messageId": .string(message), "feedbackType": "message",
+                "conversationId": .string(session), "messageId": .string(message),
+                "feedbackType": "message",
                 "rating": 5, "category": "accuracy",
             ]))
         #expect(second.status == 200)
@@ -190,18 +206,22 @@ struct FeedbackTests {
             let result = try cluster.post(
                 "/api/chat/feedback", user,
                 json([
-                    "conversationId": .string(session), "messageId": .string(id), "feedbackType": "message",
+                    "conversationId": .string(session), "messageId": .string(id),
+                    "feedbackType": "message",
                     "rating": .int64(Int64(index + 3)),
                 ]))
             #expect(result.status == 201)
         }
         let stranger = cluster.newUser()
-        #expect(try cluster.get("/api/chat/feedback?conversationId=\(session)", stranger).items.isEmpty)
+        #expect(
+            try cluster.get("/api/chat/feedback?conversationId=\(session)", stranger).items.isEmpty)
 
         var seen: [String] = []
         var cursor: String?
         repeat {
-            let path = "/api/chat/feedback?conversationId=\(session)&limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let path =
+                "/api/chat/feedback?conversationId=\(session)&limit=2"
+                + (cursor.map { "&cursor=\($0)" } ?? "")
             let page = try cluster.get(path, user)
             #expect(page.status == 200)
             seen += page.items.compactMap { $0["messageId"]?.stringValue }
@@ -221,13 +241,17 @@ struct FeedbackTests {
         let (slug, id) = try cluster.createAgent(admin)
         let first = try rater(agentId: id)
         let second = try rater(agentId: id)
-        func rate(_ rater: (user: TestUser, session: String, message: String), _ stars: Int, key: String = slug)
+        func rate(
+            _ rater: (user: TestUser, session: String, message: String), _ stars: Int,
+            key: String = slug
+        )
             throws -> HTTPResult
         {
             try cluster.post(
                 "/api/chat/feedback", rater.user,
                 json([
-                    "conversationId": .string(rater.session), "agentId": .string(key), "feedbackType": "agent",
+                    "conversationId": .string(rater.session), "agentId": .string(key),
+                    "feedbackType": "agent",
                     "rating": .int64(Int64(stars)),
                 ]))
         }
@@ -258,7 +282,10 @@ struct FeedbackTests {
         let (user, session, _) = try rater(agentId: id)
         let rated = try cluster.post(
             "/api/chat/feedback", user,
-            json(["conversationId": .string(session), "agentId": .string(id), "feedbackType": "agent", "rating": 4]))
+            json([
+                "conversationId": .string(session), "agentId": .string(id), "feedbackType": "agent",
+                "rating": 4,
+            ]))
         #expect(rated.status == 201)
         #expect(try eventually { try agentStats(slug) == (1, 4.0) })
 
@@ -268,10 +295,14 @@ struct FeedbackTests {
         let entries = try redis.run(["XRANGE", RedisArgument(stream), "-", "+"]).array ?? []
         var replayed = 0
         for entry in entries {
-            guard let parts = entry.array, parts.count == 2, let values = parts[1].array else { continue }
+            guard let parts = entry.array, parts.count == 2, let values = parts[1].array else {
+                continue
+            }
             let texts = values.compactMap(\.text)
             guard texts.contains(id) else { continue }
-            try redis.run([RedisArgument("XADD"), RedisArgument(stream), "*"] + texts.map { RedisArgument($0) })
+            try redis.run(
+                [RedisArgument("XADD"), RedisArgument(stream), "*"]
+                    + texts.map { RedisArgument($0) })
             replayed += 1
         }
         #expect(replayed == 1)
@@ -285,6 +316,52 @@ struct FeedbackTests {
         try redis.run(fresh)
         #expect(try eventually { try consumed(stream) })
         #expect(try agentStats(slug) == (2, 3.0))
+    }
+
+    @Test func aRatingWhoseEventWasNeverPublishedIsPublishedByTheSweeper() throws {
+        let admin = cluster.admin()
+        let (slug, id) = try cluster.createAgent(admin)
+        let agent = try #require(ObjectId(hex: id))
+        // What a crash between the write and the publish leaves behind.
+        let user = ObjectId()
+        let stale = Timestamp(milliseconds: Timestamp.now().milliseconds - 60_000)
+        try cluster.mongo().collection("chat_feedback").insertOne([
+            "_id": .objectId(ObjectId()), "conversationId": "session-crashed",
+            "agentId": .objectId(agent), "agentRef": .string(id), "feedbackType": "agent",
+            "rating": 5,
+            "tags": [], "userId": .objectId(user), "targetKey": .string("agent|\(id)"),
+            "version": 1,
+            "lastEvent": [
+                "id": .string("fb-crashed-\(UUID().uuidString)"), "oldRating": .null,
+                "newRating": 5,
+            ],
+            "eventState": "pending", "createdAt": .date(stale), "updatedAt": .date(stale),
+        ])
+        #expect(try eventually { try agentStats(slug) == (1, 5.0) })
+        let stored = try cluster.mongo().collection("chat_feedback").findOne([
+            "userId": .objectId(user)
+        ])
+        #expect(stored?["eventState"]?.stringValue == "sent")
+        usleep(1_500_000)
+        #expect(try agentStats(slug) == (1, 5.0))
+    }
+
+    @Test func feedbackIsRefusedAndNotStoredWhileTheSessionsServiceCannotAnswer() throws {
+        let own = try Cluster(services: Routes.services)
+        defer { own.shutdown() }
+        let user = own.newUser()
+        let session = try own.createSession(user, agentId: nil)
+        own.send("sessions", signal: SIGSTOP)
+        let result = try own.post(
+            "/api/chat/feedback", user,
+            json(["conversationId": .string(session), "feedbackType": "conversation", "rating": 5]))
+        own.send("sessions", signal: SIGCONT)
+        #expect(result.status == 503 || result.status == 504)
+        #expect(try own.mongo().collection("chat_feedback").find([:]).isEmpty)
+        let retried = try own.post(
+            "/api/chat/feedback", user,
+            json(["conversationId": .string(session), "feedbackType": "conversation", "rating": 5]))
+        #expect(retried.status == 201)
     }
 
     /// True when the sessions group has read every entry of the stream and has none pending.

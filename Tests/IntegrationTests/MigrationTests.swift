@@ -33,13 +33,16 @@ struct MigrationTests {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        let summary = lines.last.flatMap { try? JSONParser.parseObject(Array($0.utf8)) }?["summary"]?.documentValue
+        let summary = lines.last.flatMap { try? JSONParser.parseObject(Array($0.utf8)) }?[
+            "summary"]?.documentValue
         return Run(status: process.terminationStatus, lines: lines, summary: summary ?? [:])
     }
 
     static func legacy(
-        _ conversation: String, user: ObjectId?, agent: ObjectId? = nil, messages: [String], tokens: Int,
-        durationMs: Int, startedAt: String, updatedAt: String, status: String = "active", tags: [String] = []
+        _ conversation: String, user: ObjectId?, agent: ObjectId? = nil, messages: [String],
+        tokens: Int,
+        durationMs: Int, startedAt: String, updatedAt: String, status: String = "active",
+        tags: [String] = []
     ) -> Document {
         var doc: Document = ["_id": .objectId(ObjectId()), "conversationId": .string(conversation)]
         if let user { doc["userId"] = .objectId(user) }
@@ -49,7 +52,8 @@ struct MigrationTests {
         doc["messages"] = .array(
             messages.enumerated().map { index, text in
                 [
-                    "role": index % 2 == 0 ? "user" : "assistant", "content": .string(text), "attachments": [],
+                    "role": index % 2 == 0 ? "user" : "assistant", "content": .string(text),
+                    "attachments": [],
                     "createdAt": AnalyticsTests.date(startedAt),
                 ]
             })
@@ -76,15 +80,19 @@ struct MigrationTests {
         let (first, second, agent) = (ObjectId(), ObjectId(), ObjectId())
         try interactions.insertMany([
             Self.legacy(
-                "conv-a", user: first, agent: agent, messages: ["Hello, can you help me?", "Of course!"],
+                "conv-a", user: first, agent: agent,
+                messages: ["Hello, can you help me?", "Of course!"],
                 tokens: 100, durationMs: 2500, startedAt: "2024-01-20T10:30:00.000Z",
                 updatedAt: "2024-01-20T10:35:00.000Z", tags: ["general"]),
             Self.legacy(
-                "conv-a", user: first, agent: agent, messages: ["Thanks"], tokens: 50, durationMs: 500,
-                startedAt: "2024-01-21T09:00:00.000Z", updatedAt: "2024-01-21T09:05:00.000Z", tags: ["help"]),
+                "conv-a", user: first, agent: agent, messages: ["Thanks"], tokens: 50,
+                durationMs: 500,
+                startedAt: "2024-01-21T09:00:00.000Z", updatedAt: "2024-01-21T09:05:00.000Z",
+                tags: ["help"]),
             Self.legacy(
                 "conv-b", user: second, messages: ["a", "b", "c"], tokens: 30, durationMs: 0,
-                startedAt: "2024-02-01T00:00:00.000Z", updatedAt: "2024-02-02T00:00:00.000Z", status: "archived"),
+                startedAt: "2024-02-01T00:00:00.000Z", updatedAt: "2024-02-02T00:00:00.000Z",
+                status: "archived"),
             Self.legacy(
                 "conv-c", user: nil, messages: ["who am I"], tokens: 1, durationMs: 1,
                 startedAt: "2024-02-01T00:00:00.000Z", updatedAt: "2024-02-01T00:00:00.000Z"),
@@ -99,7 +107,8 @@ struct MigrationTests {
                 startedAt: "2024-02-01T00:00:00.000Z", updatedAt: "2024-02-01T00:00:00.000Z"),
         ])
         let kept: Document = [
-            "_id": .objectId(ObjectId()), "sessionId": "conv-d", "userId": .objectId(first), "name": "Keep me",
+            "_id": .objectId(ObjectId()), "sessionId": "conv-d", "userId": .objectId(first),
+            "name": "Keep me",
             "isActive": true, "createdAt": AnalyticsTests.date("2024-03-01T00:00:00.000Z"),
         ]
         try sessions.insertOne(kept)
@@ -111,21 +120,27 @@ struct MigrationTests {
         #expect(dry.has("skip conv-c: no userId"))
         #expect(dry.has("skip conv-e: several userIds"))
         #expect(dry.summary["wouldCreate"]?.intValue == 2 && dry.summary["existing"]?.intValue == 1)
-        #expect(dry.summary["skippedNoUser"]?.intValue == 1 && dry.summary["skippedSeveralUsers"]?.intValue == 1)
+        #expect(
+            dry.summary["skippedNoUser"]?.intValue == 1
+                && dry.summary["skippedSeveralUsers"]?.intValue == 1)
         #expect(try sessions.find([:]).count == 1)
         #expect(try interactions.find(["bucket": ["$exists": true]]).isEmpty)
 
         let run = try Self.migrate(uri)
         #expect(run.status == 0)
         #expect(run.summary["created"]?.intValue == 2 && run.summary["existing"]?.intValue == 1)
-        #expect(run.has("create conv-a") && run.has("create conv-b") && run.has("skip conv-c: no userId"))
+        #expect(
+            run.has("create conv-a") && run.has("create conv-b")
+                && run.has("skip conv-c: no userId"))
         let a = try #require(try sessions.findOne(["sessionId": "conv-a"]))
         #expect(a["userId"]?.objectIdValue == first && a["agentId"]?.objectIdValue == agent)
         #expect(a["name"]?.stringValue == "Conversation from 2024-01-20")
         #expect(a.value(at: "stats.messageCount")?.intValue == 3)
         #expect(a.value(at: "stats.totalTokens")?.intValue == 150)
         #expect(a.value(at: "stats.durationMs")?.intValue == 3000)
-        #expect(a.value(at: "stats.lastMessageAt")?.lenientDate == Timestamp(iso8601: "2024-01-21T09:05:00Z"))
+        #expect(
+            a.value(at: "stats.lastMessageAt")?.lenientDate
+                == Timestamp(iso8601: "2024-01-21T09:05:00Z"))
         #expect(a["createdAt"]?.lenientDate == Timestamp(iso8601: "2024-01-20T10:30:00Z"))
         #expect(a["updatedAt"]?.lenientDate == Timestamp(iso8601: "2024-01-21T09:05:00Z"))
         #expect(a["isActive"]?.boolValue == true && a["tags"] == ["general", "help"])
@@ -158,8 +173,10 @@ struct MigrationTests {
             let user: ObjectId? = index % 100 == 0 ? nil : ObjectId()
             batch.append(
                 Self.legacy(
-                    String(format: "conv-%05d", index), user: user, messages: ["hi", "hello"], tokens: 2,
-                    durationMs: 1, startedAt: "2024-01-20T10:30:00.000Z", updatedAt: "2024-01-20T10:31:00.000Z"))
+                    String(format: "conv-%05d", index), user: user, messages: ["hi", "hello"],
+                    tokens: 2,
+                    durationMs: 1, startedAt: "2024-01-20T10:30:00.000Z",
+                    updatedAt: "2024-01-20T10:31:00.000Z"))
             if batch.count == 500 {
                 try interactions.insertMany(batch)
                 batch.removeAll()
@@ -186,10 +203,13 @@ struct MigrationTests {
         let conversation = "conv-\(UUID().uuidString.prefix(8).lowercased())"
         try own.mongo().collection("chatinteractions").insertMany([
             Self.legacy(
-                conversation, user: user.id, messages: ["first question", "first answer"], tokens: 10,
-                durationMs: 100, startedAt: "2024-01-20T10:30:00.000Z", updatedAt: "2024-01-20T10:31:00.000Z"),
+                conversation, user: user.id, messages: ["first question", "first answer"],
+                tokens: 10,
+                durationMs: 100, startedAt: "2024-01-20T10:30:00.000Z",
+                updatedAt: "2024-01-20T10:31:00.000Z"),
             Self.legacy(
-                conversation, user: user.id, messages: ["second question"], tokens: 5, durationMs: 50,
+                conversation, user: user.id, messages: ["second question"], tokens: 5,
+                durationMs: 50,
                 startedAt: "2024-01-21T10:30:00.000Z", updatedAt: "2024-01-21T10:31:00.000Z"),
         ])
         #expect(try Self.migrate(own.mongoURI).summary["created"]?.intValue == 1)
@@ -199,7 +219,9 @@ struct MigrationTests {
         #expect(try own.get("/api/chat/sessions", own.newUser()).items.isEmpty)
         let session = try own.get("/api/chat/sessions/\(conversation)", user)
         #expect(session.status == 200)
-        let texts = (session["messages"]?.arrayValue ?? []).compactMap { $0.lenientDocument?["content"]?.stringValue }
+        let texts = (session["messages"]?.arrayValue ?? []).compactMap {
+            $0.lenientDocument?["content"]?.stringValue
+        }
         #expect(texts == ["first question", "first answer", "second question"])
         _ = try own.appendMessage(user, conversation, "a new answer")
         let after = try own.get("/api/chat/sessions/\(conversation)", user)

@@ -17,10 +17,13 @@ struct SearchTests {
         let user = cluster.newUser()
         let other = cluster.newUser()
         let session = try cluster.createSession(user, agentId: nil)
-        let once = try cluster.appendMessage(user, session, "A \(word) walks into a bar", role: "user")
+        let once = try cluster.appendMessage(
+            user, session, "A \(word) walks into a bar", role: "user")
         _ = try cluster.appendMessage(user, session, "nothing to see here")
         let thrice = try cluster.appendMessage(
-            user, session, "\(word), \(word.uppercased()) and \(word) again: " + String(repeating: "long text ", count: 30))
+            user, session,
+            "\(word), \(word.uppercased()) and \(word) again: "
+                + String(repeating: "long text ", count: 30))
         let theirs = try cluster.createSession(other, agentId: nil)
         _ = try cluster.appendMessage(other, theirs, "the secret \(word) of somebody else")
 
@@ -33,7 +36,9 @@ struct SearchTests {
             #expect(hit["snippet"]?.stringValue?.lowercased().contains(word) == true)
             #expect(hit["createdAt"]?.stringValue.flatMap { Timestamp(iso8601: $0) } != nil)
         }
-        #expect(hits.first?["role"]?.stringValue == "assistant" && hits.last?["role"]?.stringValue == "user")
+        #expect(
+            hits.first?["role"]?.stringValue == "assistant"
+                && hits.last?["role"]?.stringValue == "user")
         #expect((hits.first?["snippet"]?.stringValue?.unicodeScalars.count ?? 999) <= 200)
         #expect(hits.first?["snippet"]?.stringValue?.hasSuffix("…") == true)
         #expect(result["nextCursor"] == .null)
@@ -57,7 +62,8 @@ struct SearchTests {
         var cursor: String?
         var pages = 0
         repeat {
-            let page = try search(user, "q=\(word)&limit=2" + (cursor.map { "&cursor=\($0)" } ?? ""))
+            let page = try search(
+                user, "q=\(word)&limit=2" + (cursor.map { "&cursor=\($0)" } ?? ""))
             #expect(page.status == 200)
             #expect(page.items.count <= 2)
             seen += page.items.compactMap { $0["messageId"]?.stringValue }
@@ -71,7 +77,8 @@ struct SearchTests {
     @Test func filtersNarrowTheHits() throws {
         let word = uniqueWord("boson")
         let user = cluster.newUser()
-        let einstein = try #require(try cluster.get("/api/agents/einstein", user)["id"]?.stringValue)
+        let einstein = try #require(
+            try cluster.get("/api/agents/einstein", user)["id"]?.stringValue)
         let withAgent = try cluster.createSession(user, agentId: einstein)
         let tagged = try cluster.createSession(user, agentId: nil, tags: ["physics"])
         _ = try cluster.appendMessage(user, withAgent, "\(word) from einstein")

@@ -9,7 +9,9 @@ struct StandInDriftTests {
         #expect(Value.string("2026-12-03 17:11:28.690000").lenientDate == iso)
         #expect(Value.string("2026-12-03T17:11:28.69").lenientDate == iso)
         #expect(Value.string("2026-12-03T17:11:28.690Z").lenientDate == iso)
-        #expect(Value.string("2024-02-29 00:00:00").lenientDate == Timestamp(iso8601: "2024-02-29T00:00:00Z"))
+        #expect(
+            Value.string("2024-02-29 00:00:00").lenientDate
+                == Timestamp(iso8601: "2024-02-29T00:00:00Z"))
         #expect(Value.string("1969-12-31 23:59:59").lenientDate?.milliseconds == -1000)
         #expect(Value.string("not a date").lenientDate == nil)
         #expect(Value.string("2026-13-03 17:11:28").lenientDate == nil)
@@ -18,7 +20,8 @@ struct StandInDriftTests {
     }
 
     @Test func documentsPushedAsTextReadBackAsDocumentsWithDates() {
-        let text = #"{"role":"user","content":"hi","createdAt":{"$date":"2026-12-03T17:11:28.680000"}}"#
+        let text =
+            #"{"role":"user","content":"hi","createdAt":{"$date":"2026-12-03T17:11:28.680000"}}"#
         let doc = Value.string(text).lenientDocument
         #expect(doc?["content"]?.stringValue == "hi")
         #expect(doc?["createdAt"]?.dateValue == Timestamp(iso8601: "2026-12-03T17:11:28.680Z"))

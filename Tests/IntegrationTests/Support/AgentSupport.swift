@@ -34,20 +34,23 @@ extension Cluster {
         if !tags.isEmpty { body["tags"] = .array(tags.map { .string($0) }) }
         let result = try post("/api/chat/sessions", user, json(body))
         guard result.status == 201, let id = result["sessionId"]?.stringValue else {
-            throw ClusterError(description: "create session failed: \(result.status) \(result.text)")
+            throw ClusterError(
+                description: "create session failed: \(result.status) \(result.text)")
         }
         return id
     }
 
     /// Appends a message and returns its id.
     func appendMessage(
-        _ user: TestUser, _ session: String, _ content: String, role: String = "assistant", tokens: Int = 0
+        _ user: TestUser, _ session: String, _ content: String, role: String = "assistant",
+        tokens: Int = 0
     ) throws -> String {
         var body: Document = ["role": .string(role), "content": .string(content)]
         if tokens > 0 { body["tokens"] = .int64(Int64(tokens)) }
         let result = try post("/api/chat/sessions/\(session)/messages", user, json(body))
         guard result.status == 201, let id = result["messageId"]?.stringValue else {
-            throw ClusterError(description: "append message failed: \(result.status) \(result.text)")
+            throw ClusterError(
+                description: "append message failed: \(result.status) \(result.text)")
         }
         return id
     }
