@@ -1,5 +1,5 @@
 # Universal Chat: `make run` starts everything on this machine, `make test` runs every test.
-.PHONY: run test build deps demo token clean lint
+.PHONY: run test build deps demo token clean lint bench bench-quick
 
 run:
 	scripts/run.sh
@@ -26,3 +26,9 @@ lint:
 
 clean:
 	rm -rf .build .run
+
+bench:
+	bench/run.sh
+
+bench-quick:
+	QUICK=1 bench/run.sh

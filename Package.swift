@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "feedback", targets: ["Feedback"]),
         .executable(name: "canvas", targets: ["Canvas"]),
         .executable(name: "uc-admin", targets: ["Admin"]),
+        .executable(name: "uc-bench", targets: ["Bench"]),
     ],
     targets: [
         .systemLibrary(name: "CHiredis", path: "Shared/CHiredis", pkgConfig: "hiredis"),
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "HTTPKit", dependencies: ["Core", "CMicroHTTPD"], path: "Shared/HTTPKit"),
         .target(
             name: "Bus",
-            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit"],
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "HTTPKit"],
             path: "Shared/Bus"
         ),
 
@@ -62,6 +63,11 @@ let package = Package(
             name: "Admin",
             dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "Bus"],
             path: "Services/Admin"
+        ),
+        .executableTarget(
+            name: "Bench",
+            dependencies: ["Core", "HTTPKit", "MongoKit"],
+            path: "bench/Tool"
         ),
 
         .testTarget(

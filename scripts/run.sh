@@ -34,7 +34,7 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 if [ -z "${MONGODB_URI:-}" ]; then
-  .venv/bin/nx-27017 --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
+  .venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
     --log-file "$RUN_DIR/mongo/nx.log" --pid-file "$RUN_DIR/mongo/nx.pid" >/dev/null 2>&1 &
   pids+=($!)
   export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/universal_chat"

@@ -6,12 +6,47 @@ import HTTPKit
 import RedisKit
 import Synchronization
 
+/// Adds fixed headers (CORS) to whatever answer goes out.
+final class HeaderAddingResponder: @unchecked Sendable {
+    private let inner: HTTPResponder
+    private let headers: [(String, String)]
+
+    init(_ inner: HTTPResponder, headers: [(String, String)]) {
+        self.inner = inner
+        self.headers = headers
+    }
+
+    func respond(_ response: HTTPResponse) {
+        var copy = response
+        copy.headers += headers
+        inner.respond(copy)
+    }
+}
+
+/// Answers once and records the status and the time taken.
+final class CountingResponder: @unchecked Sendable {
+    private let inner: HeaderAddingResponder
+    private let record: @Sendable (Int, String) -> Void
+    var route = "unrouted"
+
+    init(_ inner: HeaderAddingResponder, record: @escaping @Sendable (Int, String) -> Void) {
+        self.inner = inner
+        self.record = record
+    }
+
+    func respond(_ response: HTTPResponse) {
+        record(response.status, route)
+        inner.respond(response)
+    }
+}
+
 /// Turns each HTTP request into a command on its service's stream and answers with the reply.
 final class Gateway: @unchecked Sendable {
     let config: GatewayConfig
     let logger: Logger
     let bus: BusClient
     let jwt: JWT
+    let metrics = Metrics()
     private let probe: Mutex<RedisConnection>
 
     init(config: GatewayConfig, logger: Logger) {
@@ -20,28 +55,60 @@ final class Gateway: @unchecked Sendable {
         let address = RedisAddress(url: config.redisURL)
         bus = BusClient(
             address: address, gatewayId: config.gatewayId, logger: logger,
-            maxStreamLength: config.streamMaxLength)
+            maxBacklog: config.streamMaxBacklog)
         jwt = JWT(secret: config.jwtSecret)
         probe = Mutex(RedisConnection(address: address, timeoutMs: 1000))
     }
 
-    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+    /// CORS headers for an allowed `Origin` (CORS is off unless `CORS_ORIGINS` lists origins).
+    func corsHeaders(_ request: HTTPRequest) -> [(String, String)] {
+        guard let origin = request.header("origin"),
+            config.corsOrigins.contains(origin) || config.corsOrigins.contains("*")
+        else { return [] }
+        return [
+            ("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+            ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Accept"),
+            ("Access-Control-Max-Age", "600"),
+        ]
+    }
+
+    func handle(_ request: HTTPRequest, _ plain: HTTPResponder) {
+        let cors = corsHeaders(request)
+        let responder = HeaderAddingResponder(plain, headers: cors)
+        if request.method == "OPTIONS" {
+            return responder.respond(HTTPResponse(status: cors.isEmpty ? 405 : 204, body: []))
+        }
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
         case ("GET", "/readyz"):
             return responder.respond(readiness())
+        case ("GET", "/metrics"):
+            metrics.set("uc_gateway_in_flight", Double(bus.inFlight), help: "requests waiting for a reply")
+            return responder.respond(HTTPResponse(
+                status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                body: Array(metrics.render().utf8)))
         default:
             break
         }
+        let started = Timestamp.now()
+        let metrics = self.metrics
+        let counted = CountingResponder(responder) { status, route in
+            let seconds = Double(Timestamp.now().milliseconds - started.milliseconds) / 1000
+            metrics.add("uc_http_requests_total", labels: [("route", route), ("status", String(status))],
+                        help: "HTTP requests answered, by route and status")
+            metrics.observe("uc_http_request_seconds", seconds: seconds, labels: [("route", route)],
+                            help: "time from request to answer")
+        }
         do {
-            try dispatch(request, responder)
+            try dispatch(request, counted)
         } catch {
-            responder.respond(.error(error))
+            counted.respond(.error(error))
         }
     }
 
-    private func dispatch(_ request: HTTPRequest, _ responder: HTTPResponder) throws(APIError) {
+    private func dispatch(_ request: HTTPRequest, _ responder: CountingResponder) throws(APIError) {
         guard request.path.utf8.count <= 2048 else {
             throw APIError(status: 414, code: "uri_too_long", message: "the request path is too long")
         }
@@ -57,6 +124,7 @@ final class Gateway: @unchecked Sendable {
         case .found(let found, let pathParams):
             route = found
             params = pathParams
+            responder.route = found.type
         }
 
         var claims: TokenClaims?
@@ -86,11 +154,16 @@ final class Gateway: @unchecked Sendable {
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
         let command = Command(
-            id: commandId, type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
+            id: commandId, requestId: Crypto.randomHex(12), type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(config.requestTimeoutMs))
         let logger = self.logger
-        bus.submit(command, to: route.service) { reply in
+        var limit: BusClient.RateLimit?
+        if let user = claims?.userId, request.method != "GET", config.writeLimit > 0 {
+            limit = BusClient.RateLimit(
+                key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit, windowMs: config.writeWindowMs)
+        }
+        bus.submit(command, to: route.service, limit: limit) { reply in
             guard let reply else {
                 logger.info("request timed out", [.command: commandId, .route: route.type])
                 return responder.respond(.error(.timeout()))

@@ -13,8 +13,11 @@ struct GatewayConfig {
     let httpThreads: Int
     let connectionTimeoutSeconds: Int
     let connectionLimit: Int
-    let streamMaxLength: Int
+    let streamMaxBacklog: Int
     let gatewayId: String
+    let writeLimit: Int
+    let writeWindowMs: Int
+    let corsOrigins: [String]
 
     static let developmentSecret = "universal-chat-development-secret-change-me"
 
@@ -30,14 +33,19 @@ struct GatewayConfig {
         httpThreads = max(1, env.int("HTTP_THREADS", 2))
         connectionTimeoutSeconds = max(1, env.int("HTTP_CONNECTION_TIMEOUT_S", 15))
         connectionLimit = max(64, env.int("HTTP_CONNECTION_LIMIT", 4000))
-        streamMaxLength = max(1000, env.int("STREAM_MAXLEN", 100_000))
+        streamMaxBacklog = max(1000, env.int("STREAM_MAX_BACKLOG", 100_000))
         gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
+        writeLimit = max(0, env.int("RATE_LIMIT_WRITES", 1000))
+        writeWindowMs = max(1000, env.int("RATE_LIMIT_WINDOW_MS", 10_000))
+        corsOrigins = env.string("CORS_ORIGINS", "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// The settings for the start-up log line, the secret masked.
     var summary: String {
         "host=\(host) port=\(port) redis=\(redisURL) jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
             + " requestTimeoutMs=\(requestTimeoutMs) maxBodyBytes=\(maxBodyBytes) httpThreads=\(httpThreads)"
-            + " gatewayId=\(gatewayId)"
+            + " gatewayId=\(gatewayId) writeLimit=\(writeLimit)/\(writeWindowMs)ms"
+            + " cors=\(corsOrigins.isEmpty ? "off" : corsOrigins.joined(separator: ","))"
     }
 }

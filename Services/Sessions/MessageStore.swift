@@ -53,7 +53,7 @@ struct MessageStore: Sendable {
             ["sessionId": .string(sessionId), "userId": .objectId(user)],
             [
                 "$inc": ["stats.messageCount": 1, "stats.totalTokens": .int64(tokens)],
-                "$max": ["stats.lastMessageAt": .date(now), "updatedAt": .date(now)],
+                "$set": ["stats.lastMessageAt": .date(now), "updatedAt": .date(now)],
             ])
         var reply = message
         reply["sessionId"] = .string(sessionId)
@@ -164,7 +164,7 @@ struct MessageStore: Sendable {
             bucket = b
             offset = o
         }
-        guard try sessions.count(["sessionId": .string(sessionId), "userId": .objectId(user)]) > 0 else {
+        guard try sessions.exists(["sessionId": .string(sessionId), "userId": .objectId(user)]) else {
             throw APIError.notFound("session")
         }
         var items: [Value] = []
@@ -195,10 +195,10 @@ struct MessageStore: Sendable {
         }
         if items.count == limit, next.isNull {
             // Exactly full: look once more so the last page says so with a null cursor.
-            let after = try interactions.count([
+            let more = try interactions.exists([
                 "conversationId": .string(sessionId), "bucket": ["$gte": .int64(scanFrom)],
             ])
-            if after > 0 { next = .string(PageCursor.encode([String(scanFrom), "0"])) }
+            if more { next = .string(PageCursor.encode([String(scanFrom), "0"])) }
         }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }

@@ -14,7 +14,32 @@ public final class BusClient: @unchecked Sendable {
     struct Outgoing {
         let stream: String
         let command: Command
+        let limit: RateLimit?
     }
+
+    /// A budget of `limit` commands per `windowMs` for one key (a user's writes).
+    public struct RateLimit: Sendable {
+        public let key: String
+        public let limit: Int
+        public let windowMs: Int
+
+        public init(key: String, limit: Int, windowMs: Int) {
+            self.key = key
+            self.limit = limit
+            self.windowMs = windowMs
+        }
+    }
+
+    /// Counts against the budget and adds the command in one atomic step, or refuses with
+    /// `RATELIMIT <ms until the window ends>`.
+    static let limitedAdd = """
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if n > tonumber(ARGV[1]) then
+          return redis.error_reply('RATELIMIT ' .. redis.call('PTTL', KEYS[1]))
+        end
+        return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+        """
 
     struct Waiting {
         let deadline: Int64
@@ -24,18 +49,21 @@ public final class BusClient: @unchecked Sendable {
     public let replyKey: String
     let address: RedisAddress
     let logger: Logger
-    let maxStreamLength: Int
+    let maxBacklog: Int
+    private let backlog = Mutex<[String: Int64]>([:])
     private let queue = Mutex<[Outgoing]>([])
     private let wakeWriter = DispatchSemaphore(value: 0)
     private let waiting = Mutex<[String: Waiting]>([:])
     private let stopping = Atomic<Bool>(false)
     public let redisUp = Atomic<Bool>(true)
 
-    public init(address: RedisAddress, gatewayId: String, logger: Logger, maxStreamLength: Int) {
+    /// `maxBacklog`: a stream longer than this sheds new commands with 503 instead of growing;
+    /// services trim acknowledged entries, so it only fills when they fall behind.
+    public init(address: RedisAddress, gatewayId: String, logger: Logger, maxBacklog: Int) {
         self.address = address
         self.replyKey = BusNames.replyKey(gatewayId)
         self.logger = logger
-        self.maxStreamLength = maxStreamLength
+        self.maxBacklog = maxBacklog
     }
 
     public func start() {
@@ -54,9 +82,15 @@ public final class BusClient: @unchecked Sendable {
     public var inFlight: Int { waiting.withLock { $0.count } }
 
     /// Sends a command; `completion` runs once, with the reply or nil at the deadline.
-    public func submit(_ command: Command, to service: String, completion: @escaping Completion) {
-        waiting.withLock { $0[command.id] = Waiting(deadline: command.deadline, completion: completion) }
-        queue.withLock { $0.append(Outgoing(stream: BusNames.commandStream(service), command: command)) }
+    public func submit(
+        _ command: Command, to service: String, limit: RateLimit? = nil, completion: @escaping Completion
+    ) {
+        let stream = BusNames.commandStream(service)
+        if let length = backlog.withLock({ $0[stream] }), length > Int64(maxBacklog) {
+            return completion(Reply(APIError.unavailable("the \(service) service is overloaded; retry later")))
+        }
+        waiting.withLock { $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion) }
+        queue.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
         wakeWriter.signal()
     }
 
@@ -67,6 +101,7 @@ public final class BusClient: @unchecked Sendable {
 
     private func writerLoop() {
         let redis = RedisConnection(address: address, timeoutMs: 2000)
+        var lastBacklogCheck: Int64 = 0
         while !stopping.load(ordering: .sequentiallyConsistent) {
             wakeWriter.wait()
             let batch = queue.withLock { pending -> [Outgoing] in
@@ -75,24 +110,47 @@ public final class BusClient: @unchecked Sendable {
                 return taken
             }
             guard !batch.isEmpty else { continue }
-            let commands: [[RedisArgument]] = batch.map { item in
-                ["XADD", RedisArgument(item.stream), "MAXLEN", "~", RedisArgument(maxStreamLength), "*"]
+            var commands: [[RedisArgument]] = batch.map { item in
+                guard let limit = item.limit else {
+                    return ["XADD", RedisArgument(item.stream), "*"] + item.command.fields
+                }
+                return ["EVAL", RedisArgument(BusClient.limitedAdd), "2", RedisArgument(limit.key),
+                        RedisArgument(item.stream), RedisArgument(limit.limit), RedisArgument(limit.windowMs)]
                     + item.command.fields
+            }
+            let now = Timestamp.now().milliseconds
+            let streams = Array(Set(batch.map(\.stream)))
+            let checkBacklog = now - lastBacklogCheck > 200
+            if checkBacklog {
+                lastBacklogCheck = now
+                commands += streams.map { ["XLEN", RedisArgument($0)] }
             }
             do {
                 let replies = try redis.pipeline(commands)
+                if checkBacklog {
+                    let lengths = replies.suffix(streams.count).map { $0.integer ?? 0 }
+                    backlog.withLock { table in
+                        for (stream, length) in zip(streams, lengths) { table[stream] = length }
+                    }
+                }
                 redisUp.store(true, ordering: .relaxed)
                 for (item, reply) in zip(batch, replies) {
-                    if let message = reply.errorMessage {
+                    if let message = reply.errorMessage, message.hasPrefix("RATELIMIT") {
+                        let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
+                        let seconds = String(max(1, (waitMs + 999) / 1000))
+                        let refusal = APIError.tooManyRequests("too many writes; retry after \(seconds) s")
+                        complete(item.command.requestId, with: Reply(
+                            status: 429, body: refusal.body, headers: [("Retry-After", seconds)]))
+                    } else if let message = reply.errorMessage {
                         logger.error("XADD refused", [.stream: item.stream, .error: message])
-                        complete(item.command.id, with: Reply(APIError.unavailable("the message bus refused the request")))
+                        complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus refused the request")))
                     }
                 }
             } catch {
                 redisUp.store(false, ordering: .relaxed)
                 logger.warning("redis unavailable for XADD", [.error: error.description])
                 for item in batch {
-                    complete(item.command.id, with: Reply(APIError.unavailable("the message bus is unavailable")))
+                    complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus is unavailable")))
                 }
             }
         }

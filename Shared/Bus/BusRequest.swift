@@ -14,10 +14,8 @@ public final class BusRequester: Sendable {
     let client: BusClient
 
     /// `name` must be unique per process: it names the reply key.
-    public init(address: RedisAddress, name: String, logger: Logger, maxStreamLength: Int = 100_000)
-    {
-        client = BusClient(
-            address: address, gatewayId: name, logger: logger, maxStreamLength: maxStreamLength)
+    public init(address: RedisAddress, name: String, logger: Logger, maxBacklog: Int = 100_000) {
+        client = BusClient(address: address, gatewayId: name, logger: logger, maxBacklog: maxBacklog)
         client.start()
     }
 
@@ -29,8 +27,9 @@ public final class BusRequester: Sendable {
         _ type: String, to service: String, userId: ObjectId?, role: String = "user",
         params: [String: String] = [:], body: [UInt8] = [], deadline: Int64
     ) -> Reply? {
+        let id = Crypto.randomHex(16)
         let command = Command(
-            id: Crypto.randomHex(16), type: type, userId: userId, role: role, params: params,
+            id: id, requestId: id, type: type, userId: userId, role: role, params: params,
             body: body, replyKey: client.replyKey, deadline: deadline)
         let done = DispatchSemaphore(value: 0)
         let answer = Mutex<Reply?>(nil)

@@ -14,7 +14,10 @@ public enum BusNames {
 
 /// One request on its way to a service: what the gateway writes to the command stream.
 public struct Command: Sendable {
+    /// Names the effect: retries with the same `Idempotency-Key` share it.
     public let id: String
+    /// Names this one delivery attempt of a request: the reply is matched on it.
+    public let requestId: String
     public let type: String
     public let userId: ObjectId?
     public let role: String
@@ -25,10 +28,11 @@ public struct Command: Sendable {
     public var streamId: String = ""
 
     public init(
-        id: String, type: String, userId: ObjectId?, role: String, params: [String: String],
+        id: String, requestId: String, type: String, userId: ObjectId?, role: String, params: [String: String],
         body: [UInt8], replyKey: String, deadline: Int64
     ) {
         self.id = id
+        self.requestId = requestId
         self.type = type
         self.userId = userId
         self.role = role
@@ -42,7 +46,7 @@ public struct Command: Sendable {
     public var fields: [RedisArgument] {
         let paramsDoc = Document(params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
         return [
-            "id", RedisArgument(id), "type", RedisArgument(type),
+            "id", RedisArgument(id), "rid", RedisArgument(requestId), "type", RedisArgument(type),
             "user", RedisArgument(userId?.hex ?? ""), "role", RedisArgument(role),
             "params", RedisArgument(JSONWriter.bytes(.document(paramsDoc))),
             "body", RedisArgument(body), "reply", RedisArgument(replyKey),
@@ -67,7 +71,7 @@ public struct Command: Sendable {
             for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
         }
         self.init(
-            id: id, type: type, userId: text("user").flatMap { ObjectId(hex: $0) },
+            id: id, requestId: text("rid") ?? id, type: type, userId: text("user").flatMap { ObjectId(hex: $0) },
             role: text("role") ?? "user", params: params, body: map["body"] ?? [],
             replyKey: reply, deadline: deadline)
         self.streamId = streamId
@@ -105,14 +109,14 @@ public struct Reply: Sendable {
         self.init(status: error.status, body: error.body)
     }
 
-    /// `<command id>\n<status>\n<body>`: what travels on the reply key.
-    public func frame(commandId: String) -> [UInt8] {
-        var bytes = Array("\(commandId)\n\(status)\n".utf8)
+    /// `<request id>\n<status>\n<body>`: what travels on the reply key.
+    public func frame(requestId: String) -> [UInt8] {
+        var bytes = Array("\(requestId)\n\(status)\n".utf8)
         bytes.append(contentsOf: body)
         return bytes
     }
 
-    /// Splits a frame into the command id and the reply.
+    /// Splits a frame into the request id and the reply.
     public static func parse(frame: [UInt8]) -> (String, Reply)? {
         guard let first = frame.firstIndex(of: 0x0A) else { return nil }
         let rest = frame[(first + 1)...]

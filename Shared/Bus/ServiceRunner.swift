@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import HTTPKit
 import MongoKit
 import RedisKit
 import Synchronization
@@ -11,16 +12,29 @@ public struct BusConfig: Sendable {
     public let blockMs: Int
     public let claimIdleMs: Int
     public let replyTTLms: Int
+    public let maxDeliveries: Int
+    public let consumerIdleLimitMs: Int
+    public let metricsPort: Int
     public let consumer: String
 
     public init(service: String, environment env: Environment = Environment()) {
         redis = RedisAddress(url: env.string("REDIS_URL", "redis://127.0.0.1:6379"))
         workers = max(1, env.int("WORKERS", 8))
         blockMs = max(50, env.int("BUS_BLOCK_MS", 1000))
-        claimIdleMs = max(1000, env.int("CLAIM_IDLE_MS", 15_000))
+        claimIdleMs = max(500, env.int("CLAIM_IDLE_MS", 15_000))
         replyTTLms = max(1000, env.int("REPLY_TTL_MS", 30_000))
+        maxDeliveries = max(1, env.int("MAX_DELIVERIES", 5))
+        consumerIdleLimitMs = max(60_000, env.int("CONSUMER_IDLE_LIMIT_MS", 3_600_000))
+        metricsPort = env.int("METRICS_PORT", 0)
         let host = ProcessInfo.processInfo.hostName
-        consumer = env.string("CONSUMER_NAME", "\(service)-\(host)-\(getpid())")
+        let replica = env.string("REPLICA", "")
+        let stable = replica.isEmpty ? "\(service)-\(host)" : "\(service)-\(host)-\(replica)"
+        consumer = env.string("CONSUMER_NAME", stable)
+    }
+
+    public var summary: String {
+        "redis=\(redis) workers=\(workers) consumer=\(consumer) claimIdleMs=\(claimIdleMs)"
+            + " maxDeliveries=\(maxDeliveries) replyTTLms=\(replyTTLms) metricsPort=\(metricsPort)"
     }
 }
 
@@ -36,18 +50,23 @@ public struct Handler: Sendable {
 }
 
 /// Reads a service's command stream in its consumer group with several worker threads,
-/// applies each command, writes the reply to the command's reply key and acknowledges it.
+/// applies each command, writes the reply to the command's reply key and only then
+/// acknowledges it.
+///
+/// A maintenance thread beats the heartbeat, claims commands left pending by dead consumers,
+/// moves commands delivered `maxDeliveries` times to the dead-letter stream, trims the stream
+/// below the oldest pending command and forgets consumers long gone with nothing pending.
 public final class ServiceRunner: @unchecked Sendable {
     public let service: String
     public let config: BusConfig
+    public let metrics = Metrics()
     let logger: Logger
     let ledger: CommandLedger?
     let handlers: [String: Handler]
     let stream: String
     private let stopping = Atomic<Bool>(false)
     private let threadsLeft = Atomic<Int>(0)
-    public let expiredCount = Atomic<Int>(0)
-    public let handledCount = Atomic<Int>(0)
+    private var extraThreads: [(String, @Sendable () -> Void)] = []
 
     public init(
         service: String, config: BusConfig, logger: Logger, ledger: CommandLedger?,
@@ -61,6 +80,14 @@ public final class ServiceRunner: @unchecked Sendable {
         self.stream = BusNames.commandStream(service)
     }
 
+    public var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
+
+    /// Runs `body` on its own thread next to the workers; it should return soon after
+    /// `isStopping` turns true.
+    public func addThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        extraThreads.append((name, body))
+    }
+
     /// Starts the workers and blocks until SIGTERM or SIGINT, then drains and returns.
     public func run() {
         let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
@@ -70,25 +97,26 @@ public final class ServiceRunner: @unchecked Sendable {
             source.resume()
             return source
         }
-        logger.info(
-            "consuming", [.stream: stream, .consumer: config.consumer, .count: String(config.workers)])
-        threadsLeft.store(config.workers + 1, ordering: .sequentiallyConsistent)
-        for index in 0..<config.workers {
+        let metricsServer = startMetricsServer()
+        logger.info("consuming", [.stream: stream, .consumer: config.consumer, .count: String(config.workers)])
+        var bodies: [(String, @Sendable () -> Void)] = (0..<config.workers).map { index in
+            ("\(service)-worker-\(index)", { [self] in workerLoop(index: index) })
+        }
+        bodies.append(("\(service)-maintenance", { [self] in maintenanceLoop() }))
+        bodies += extraThreads
+        threadsLeft.store(bodies.count, ordering: .sequentiallyConsistent)
+        for (name, body) in bodies {
             let thread = Thread { [self] in
-                workerLoop(index: index)
+                body()
                 threadsLeft.subtract(1, ordering: .sequentiallyConsistent)
             }
-            thread.name = "\(service)-worker-\(index)"
+            thread.name = name
             thread.start()
         }
-        let claimer = Thread { [self] in
-            claimLoop()
-            threadsLeft.subtract(1, ordering: .sequentiallyConsistent)
-        }
-        claimer.start()
         while threadsLeft.load(ordering: .sequentiallyConsistent) > 0 {
             usleep(50_000)
         }
+        metricsServer?.stop()
         _ = signals
         logger.info("stopped", [.stream: stream])
     }
@@ -99,10 +127,67 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
-    private var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
+    private func startMetricsServer() -> HTTPServer? {
+        guard config.metricsPort > 0 else { return nil }
+        let server = HTTPServer(
+            config: HTTPServerConfig(
+                host: "0.0.0.0", port: config.metricsPort, threads: 1, maxBodyBytes: 1024,
+                connectionTimeoutSeconds: 5, connectionLimit: 64, defaultHeaders: []),
+            handler: { [self] request, responder in
+                guard request.path == "/metrics" else {
+                    return responder.respond(.error(.notFound("route")))
+                }
+                sampleStream()
+                responder.respond(HTTPResponse(
+                    status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                    body: Array(metrics.render().utf8)))
+            })
+        do {
+            try server.start()
+            logger.info("metrics listening", [.port: String(config.metricsPort)])
+            return server
+        } catch {
+            logger.warning("cannot serve metrics", [.error: error.message])
+            return nil
+        }
+    }
+
+    /// Stream length, pending count and lag as gauges, read when metrics are scraped.
+    private func sampleStream() {
+        let redis = RedisConnection(address: config.redis, timeoutMs: 1000)
+        guard let groups = try? redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array,
+            let length = try? redis.run(["XLEN", RedisArgument(stream)]).integer
+        else { return }
+        metrics.set("uc_stream_length", Double(length), labels: [("stream", stream)], help: "entries in the stream")
+        for group in groups {
+            let fields = ServiceRunner.fieldMap(group)
+            guard fields["name"]?.text == service else { continue }
+            if let pending = fields["pending"]?.integer {
+                metrics.set("uc_pending_commands", Double(pending), labels: [("stream", stream)],
+                            help: "delivered but not yet acknowledged")
+            }
+            if let lag = fields["lag"]?.integer {
+                metrics.set("uc_consumer_lag", Double(lag), labels: [("stream", stream)],
+                            help: "entries not yet delivered to the group")
+            }
+        }
+    }
+
+    static func fieldMap(_ reply: RedisReply) -> [String: RedisReply] {
+        var map: [String: RedisReply] = [:]
+        let items = reply.array ?? []
+        var index = 0
+        while index + 1 < items.count {
+            if let key = items[index].text { map[key] = items[index + 1] }
+            index += 2
+        }
+        return map
+    }
 
     private func ensureGroup(_ redis: RedisConnection) throws(RedisError) {
-        let reply = try redis.send(["XGROUP", "CREATE", RedisArgument(stream), RedisArgument(service), "0", "MKSTREAM"])
+        let reply = try redis.send([
+            "XGROUP", "CREATE", RedisArgument(stream), RedisArgument(service), "0", "MKSTREAM",
+        ])
         if let message = reply.errorMessage, !message.hasPrefix("BUSYGROUP") {
             throw .server(message)
         }
@@ -111,6 +196,9 @@ public final class ServiceRunner: @unchecked Sendable {
     private func workerLoop(index: Int) {
         let redis = RedisConnection(address: config.redis, timeoutMs: config.blockMs + 3000)
         var groupReady = false
+        // The first worker starts with this consumer's own pending history: commands it read
+        // before a crash or restart and never acknowledged.
+        var readingHistory = index == 0
         var backoffMs = 100
         while !isStopping {
             do {
@@ -120,7 +208,8 @@ public final class ServiceRunner: @unchecked Sendable {
                 }
                 let reply = try redis.send([
                     "XREADGROUP", "GROUP", RedisArgument(service), RedisArgument(config.consumer),
-                    "COUNT", "16", "BLOCK", RedisArgument(config.blockMs), "STREAMS", RedisArgument(stream), ">",
+                    "COUNT", "16", "BLOCK", RedisArgument(readingHistory ? 1 : config.blockMs),
+                    "STREAMS", RedisArgument(stream), readingHistory ? "0" : ">",
                 ])
                 if let message = reply.errorMessage {
                     if message.hasPrefix("NOGROUP") { groupReady = false }
@@ -128,6 +217,15 @@ public final class ServiceRunner: @unchecked Sendable {
                 }
                 backoffMs = 100
                 let commands = ServiceRunner.entries(of: reply)
+                if readingHistory {
+                    if commands.isEmpty {
+                        readingHistory = false
+                        continue
+                    }
+                    metrics.add("uc_commands_redelivered_total", Double(commands.count), labels: [("stream", stream)],
+                                help: "commands taken over after a crash, a restart or a claim")
+                    logger.info("resuming own pending commands", [.stream: stream, .count: String(commands.count)])
+                }
                 if !commands.isEmpty { try process(commands, redis: redis) }
             } catch {
                 if isStopping { break }
@@ -139,35 +237,21 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
-    /// Takes over commands another consumer left pending for longer than the claim idle time.
-    private func claimLoop() {
+    private func maintenanceLoop() {
         let redis = RedisConnection(address: config.redis, timeoutMs: 5000)
-        var slept = 0
-        var sinceBeat = 1000
+        var last: [String: Int64] = [:]
+        func due(_ name: String, everyMs: Int) -> Bool {
+            let now = Timestamp.now().milliseconds
+            guard now - (last[name] ?? 0) >= Int64(everyMs) else { return false }
+            last[name] = now
+            return true
+        }
         while !isStopping {
+            if due("heartbeat", everyMs: 1000) { heartbeat(redis) }
+            if due("claim", everyMs: max(200, config.claimIdleMs / 2)) { claim(redis) }
+            if due("trim", everyMs: 5000) { trim(redis) }
+            if due("forget", everyMs: 60_000) { forgetGoneConsumers(redis) }
             usleep(100_000)
-            slept += 100
-            sinceBeat += 100
-            if sinceBeat >= 1000 {
-                sinceBeat = 0
-                heartbeat(redis)
-            }
-            guard slept >= config.claimIdleMs / 2 else { continue }
-            slept = 0
-            do {
-                let reply = try redis.run([
-                    "XAUTOCLAIM", RedisArgument(stream), RedisArgument(service), RedisArgument(config.consumer),
-                    RedisArgument(config.claimIdleMs), "0-0", "COUNT", "64",
-                ])
-                guard let parts = reply.array, parts.count >= 2 else { continue }
-                let commands = ServiceRunner.commands(in: parts[1])
-                if !commands.isEmpty {
-                    logger.info("claimed pending commands", [.stream: stream, .count: String(commands.count)])
-                    try process(commands, redis: redis)
-                }
-            } catch {
-                logger.debug("claim failed", [.stream: stream, .error: "\(error)"])
-            }
         }
     }
 
@@ -179,6 +263,90 @@ public final class ServiceRunner: @unchecked Sendable {
             ["ZADD", key, RedisArgument(now), RedisArgument(config.consumer)],
             ["ZREMRANGEBYSCORE", key, "-inf", RedisArgument(now - 3_600_000)],
         ])
+    }
+
+    /// Takes over commands another consumer left pending for longer than the claim idle time.
+    private func claim(_ redis: RedisConnection) {
+        do {
+            let reply = try redis.run([
+                "XAUTOCLAIM", RedisArgument(stream), RedisArgument(service), RedisArgument(config.consumer),
+                RedisArgument(config.claimIdleMs), "0-0", "COUNT", "64",
+            ])
+            guard let parts = reply.array, parts.count >= 2 else { return }
+            let claimed = ServiceRunner.commands(in: parts[1])
+            guard !claimed.isEmpty else { return }
+            metrics.add("uc_commands_redelivered_total", Double(claimed.count), labels: [("stream", stream)],
+                        help: "commands taken over after a crash, a restart or a claim")
+            logger.info("claimed pending commands", [.stream: stream, .count: String(claimed.count)])
+            let counts = try redis.pipeline(claimed.map { command in
+                ["XPENDING", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId),
+                 RedisArgument(command.streamId), "1"]
+            })
+            var live: [Command] = []
+            for (command, count) in zip(claimed, counts) {
+                let deliveries = count.array?.first?.array?[3].integer ?? 1
+                if deliveries > Int64(config.maxDeliveries) {
+                    try deadLetter(command, error: "delivered \(deliveries) times without an answer", redis: redis)
+                } else {
+                    live.append(command)
+                }
+            }
+            if !live.isEmpty { try process(live, redis: redis) }
+        } catch {
+            logger.debug("claim failed", [.stream: stream, .error: "\(error)"])
+        }
+    }
+
+    /// Moves a command to `uc:dead:<service>` with its error, then acknowledges it.
+    func deadLetter(_ command: Command, error: String, redis: RedisConnection) throws(RedisError) {
+        metrics.add("uc_commands_dead_lettered_total", labels: [("stream", stream)],
+                    help: "commands moved to the dead-letter stream")
+        logger.error("dead-lettered a command", [.stream: stream, .command: command.id, .type: command.type, .error: error])
+        _ = try redis.pipeline([
+            ["XADD", RedisArgument(BusNames.deadLetterStream(service)), "MAXLEN", "~", "10000", "*"]
+                + command.fields + ["error", RedisArgument(error), "stream-id", RedisArgument(command.streamId)],
+            ["XACK", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId)],
+        ])
+    }
+
+    /// Trims entries older than both the oldest pending command and the last delivered one,
+    /// so nothing that is pending or not yet read is ever dropped.
+    private func trim(_ redis: RedisConnection) {
+        do {
+            guard let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array else { return }
+            guard let group = groups.map(ServiceRunner.fieldMap).first(where: { $0["name"]?.text == service }),
+                let delivered = group["last-delivered-id"]?.text
+            else { return }
+            var floor = delivered
+            let summary = try redis.run(["XPENDING", RedisArgument(stream), RedisArgument(service)])
+            if let oldest = summary.array?[1].text, ServiceRunner.streamId(oldest, isBefore: floor) {
+                floor = oldest
+            }
+            try redis.run(["XTRIM", RedisArgument(stream), "MINID", "~", RedisArgument(floor)])
+        } catch {
+            logger.debug("trim failed", [.stream: stream, .error: "\(error)"])
+        }
+    }
+
+    static func streamId(_ a: String, isBefore b: String) -> Bool {
+        let x = a.split(separator: "-").compactMap { UInt64($0) }
+        let y = b.split(separator: "-").compactMap { UInt64($0) }
+        guard x.count == 2, y.count == 2 else { return false }
+        return (x[0], x[1]) < (y[0], y[1])
+    }
+
+    /// Deletes consumers idle for longer than the limit that hold no pending commands.
+    private func forgetGoneConsumers(_ redis: RedisConnection) {
+        guard let consumers = try? redis.run(["XINFO", "CONSUMERS", RedisArgument(stream), RedisArgument(service)]).array
+        else { return }
+        for consumer in consumers.map(ServiceRunner.fieldMap) {
+            guard let name = consumer["name"]?.text, name != config.consumer,
+                consumer["pending"]?.integer == 0,
+                let idle = consumer["idle"]?.integer, idle > Int64(config.consumerIdleLimitMs)
+            else { continue }
+            _ = try? redis.run(["XGROUP", "DELCONSUMER", RedisArgument(stream), RedisArgument(service), RedisArgument(name)])
+            logger.info("removed a consumer gone for long", [.stream: stream, .consumer: name])
+        }
     }
 
     static func entries(of reply: RedisReply) -> [Command] {
@@ -201,27 +369,56 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
+    /// Applies a batch of commands. Replies are written with one `RPUSH` per reply key, one
+    /// `PEXPIRE` per key and one `XACK` for all, flushed whenever a command took long, so
+    /// cheap commands share round trips and slow ones do not hold back the others' answers.
     private func process(_ commands: [Command], redis: RedisConnection) throws(RedisError) {
-        var pipeline: [[RedisArgument]] = []
+        var replies: [(key: String, frame: [UInt8])] = []
+        var acks: [String] = []
+        var lastFlush = Timestamp.now().milliseconds
+
+        func flush() throws(RedisError) {
+            guard !acks.isEmpty else { return }
+            var pipeline: [[RedisArgument]] = []
+            var keys: [String] = []
+            for reply in replies where !keys.contains(reply.key) { keys.append(reply.key) }
+            for key in keys {
+                let frames = replies.filter { $0.key == key }.map { RedisArgument($0.frame) }
+                pipeline.append(["RPUSH", RedisArgument(key)] + frames)
+                pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
+            }
+            pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service)] + acks.map { RedisArgument($0) })
+            _ = try redis.pipeline(pipeline)
+            replies.removeAll(keepingCapacity: true)
+            acks.removeAll(keepingCapacity: true)
+            lastFlush = Timestamp.now().milliseconds
+        }
+
         for command in commands {
             guard !command.streamId.isEmpty else { continue }
             if command.deadline < Timestamp.now().milliseconds {
-                expiredCount.add(1, ordering: .relaxed)
+                metrics.add("uc_commands_expired_total", labels: [("stream", stream)],
+                            help: "commands dropped unapplied because their deadline had passed")
                 logger.debug("dropped expired command", [.command: command.id, .type: command.type])
-                pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId)])
+                acks.append(command.streamId)
                 continue
             }
+            let started = Timestamp.now()
             guard let reply = apply(command) else { continue }
-            pipeline.append(["RPUSH", RedisArgument(command.replyKey), RedisArgument(reply.frame(commandId: command.id))])
-            pipeline.append(["PEXPIRE", RedisArgument(command.replyKey), RedisArgument(config.replyTTLms)])
-            pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId)])
+            let finished = Timestamp.now()
+            metrics.observe("uc_command_seconds", seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
+                            labels: [("type", command.type)], help: "time to apply a command")
+            metrics.add("uc_commands_handled_total", labels: [("type", command.type), ("status", String(reply.status))],
+                        help: "commands answered, by type and status")
+            replies.append((command.replyKey, reply.frame(requestId: command.requestId)))
+            acks.append(command.streamId)
+            if finished.milliseconds - lastFlush >= 2 { try flush() }
         }
-        if !pipeline.isEmpty { _ = try redis.pipeline(pipeline) }
+        try flush()
     }
 
     /// Runs the handler; nil means "leave it pending" (another delivery is still applying it).
     func apply(_ command: Command) -> Reply? {
-        handledCount.add(1, ordering: .relaxed)
         guard let handler = handlers[command.type] else {
             return Reply(APIError.notFound("route"))
         }
@@ -267,11 +464,23 @@ public final class ServiceRunner: @unchecked Sendable {
         return nil
     }
 
+    /// Runs the handler; while MongoDB is unreachable it retries until the command's deadline
+    /// is near, then answers 503.
     private func execute(_ handler: Handler, _ command: Command) -> Reply {
-        do {
-            return try handler.run(command)
-        } catch {
-            return Reply(ServiceRunner.apiError(for: error, logger: logger, command: command))
+        var backoffMs = 100
+        while true {
+            do {
+                return try handler.run(command)
+            } catch let error as MongoError where error.kind == .unavailable {
+                let left = command.deadline - Timestamp.now().milliseconds
+                if left < Int64(backoffMs + 200) {
+                    return Reply(ServiceRunner.apiError(for: error, logger: logger, command: command))
+                }
+                usleep(UInt32(backoffMs * 1000))
+                backoffMs = min(backoffMs * 2, 1000)
+            } catch {
+                return Reply(ServiceRunner.apiError(for: error, logger: logger, command: command))
+            }
         }
     }
 

@@ -54,6 +54,9 @@ public final class MongoPool: @unchecked Sendable {
         if !text.contains("serverSelectionTimeoutMS") {
             mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000)
         }
+        if !text.contains("socketTimeoutMS") {
+            mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10_000)
+        }
         if !text.contains("connectTimeoutMS") {
             mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000)
         }
@@ -313,9 +316,15 @@ public struct MongoCollection: Sendable {
         }
     }
 
-    /// Counts with the `count` command, which both MongoDB and the stand-in answer.
+    /// Counts matching documents by reading their ids: the stand-in's `count` command and
+    /// `$count` stage fail on ObjectId values, so this stays exact on both servers.
+    // TODO: use the count command on real MongoDB once the stand-in answers it with ObjectIds.
     public func count(_ filter: Document) throws(MongoError) -> Int {
-        let reply = try pool.command(["count": .string(name), "query": .document(FilterCompat.rewrite(filter))])
-        return Int(reply["n"]?.intValue ?? 0)
+        try find(filter, projection: ["_id": 1]).count
+    }
+
+    /// True when at least one document matches.
+    public func exists(_ filter: Document) throws(MongoError) -> Bool {
+        try find(filter, limit: 1, projection: ["_id": 1]).isEmpty == false
     }
 }

@@ -40,8 +40,13 @@ final class Cluster: @unchecked Sendable {
         return root.appendingPathComponent(".build/debug")
     }
 
-    static var standInPath: String {
-        ProcessInfo.processInfo.environment["NX27017"] ?? root.appendingPathComponent(".venv/bin/nx-27017").path
+    /// The stand-in: `NX27017` if set, else `scripts/standin.py` run by the `.venv` Python.
+    static var standInCommand: (String, [String]) {
+        if let binary = ProcessInfo.processInfo.environment["NX27017"] { return (binary, []) }
+        return (
+            root.appendingPathComponent(".venv/bin/python").path,
+            [root.appendingPathComponent("scripts/standin.py").path]
+        )
     }
 
     let workDir: URL
@@ -66,7 +71,13 @@ final class Cluster: @unchecked Sendable {
 
     static func sharedCluster() throws -> Cluster { try shared.get() }
 
-    init(services: [String], environment: [String: String] = [:], replicas: [String: Int] = [:]) throws {
+    let durableRedis: Bool
+
+    init(
+        services: [String], environment: [String: String] = [:], replicas: [String: Int] = [:],
+        durableRedis: Bool = false
+    ) throws {
+        self.durableRedis = durableRedis
         _ = installExitHook
         workDir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
@@ -145,8 +156,8 @@ final class Cluster: @unchecked Sendable {
     private func startRedis() throws {
         try launch(
             "redis", "/usr/bin/redis-server",
-            ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workDir.path])
+            ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", durableRedis ? "yes" : "no", "--appendfsync", "always", "--dir", workDir.path])
         try waitFor("redis-server") { (try? RedisConnection(address: self.redisAddress, timeoutMs: 500).run(["PING"])) != nil }
     }
 
@@ -158,9 +169,10 @@ final class Cluster: @unchecked Sendable {
     private func startMongo() throws {
         let dataDir = workDir.appendingPathComponent("mongo")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        let (program, prefix) = Cluster.standInCommand
         try launch(
-            "mongo", Cluster.standInPath,
-            ["--host", "127.0.0.1", "-p", String(mongoPort), "--data-dir", dataDir.path,
+            "mongo", program,
+            prefix + ["--host", "127.0.0.1", "-p", String(mongoPort), "--data-dir", dataDir.path,
              "--log-file", dataDir.appendingPathComponent("nx.log").path,
              "--pid-file", dataDir.appendingPathComponent("nx.pid").path])
         try waitFor("the MongoDB stand-in") { Cluster.canConnect(port: self.mongoPort) }
@@ -349,3 +361,18 @@ extension Cluster {
 
 /// JSON text of a document, for request bodies.
 func json(_ document: Document) -> String { JSONWriter.string(document) }
+
+/// Runs `body(index)` on `count` threads at once and waits for all of them.
+func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for index in 0..<count {
+        group.enter()
+        let thread = Thread {
+            body(index)
+            group.leave()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+    group.wait()
+}

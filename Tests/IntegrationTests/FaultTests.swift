@@ -1,0 +1,118 @@
+import Core
+import Foundation
+import Synchronization
+import Testing
+
+/// Tests that stop, kill or restart processes: each has its own cluster.
+@Suite("The bus under faults", .serialized)
+struct FaultTests {
+    @Test("504 while the service is stopped; late replies never reach other requests (C16)")
+    func stoppedServiceTimesOutAndLateRepliesExpire() throws {
+        let cluster = try Cluster(
+            services: ["sessions"], environment: ["REQUEST_TIMEOUT_MS": "1500", "REPLY_TTL_MS": "2000"])
+        defer { cluster.shutdown() }
+        let a = cluster.newUser()
+        let b = cluster.newUser()
+        _ = try cluster.createSession(a, name: "before")
+
+        cluster.send("sessions", signal: SIGSTOP)
+        let statuses = Mutex<[Int]>([])
+        let started = Date()
+        parallel(20) { index in
+            let result = try? cluster.post("/api/chat/sessions", a, json(["name": .string("late-\(index)")]))
+            statuses.withLock { $0.append(result?.status ?? -1) }
+            #expect(result?.errorCode == "timeout")
+        }
+        #expect(statuses.withLock { $0 }.allSatisfy { $0 == 504 })
+        #expect(Date().timeIntervalSince(started) < 6)
+        cluster.send("sessions", signal: SIGCONT)
+
+        for index in 0..<10 {
+            let result = try cluster.post("/api/chat/sessions", b, json(["name": .string("fresh-\(index)")]))
+            #expect(result.status == 201)
+            #expect(result["name"]?.stringValue == "fresh-\(index)")
+        }
+        let redis = cluster.redis()
+        let keys = try redis.run(["KEYS", "uc:reply:*"]).array ?? []
+        for key in keys {
+            guard let name = key.text else { continue }
+            #expect(try redis.run(["PTTL", .init(name)]).integer != -1)
+        }
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect((try redis.run(["KEYS", "uc:reply:*"]).array ?? []).isEmpty)
+        let names = (try cluster.get("/api/chat/sessions?limit=100", a)["items"]?.arrayValue ?? [])
+            .compactMap { $0.documentValue?["name"]?.stringValue }
+        #expect(names == ["before"], "commands past their deadline have no effect")
+        #expect(try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer == 0)
+    }
+
+    @Test("C15: a stalled consumer and the one that claimed its command apply it once")
+    func claimedCommandIsAppliedOnce() throws {
+        let cluster = try Cluster(
+            services: ["sessions"],
+            environment: ["CLAIM_IDLE_MS": "1000", "WORKERS": "1", "REQUEST_TIMEOUT_MS": "8000"],
+            replicas: ["sessions": 2])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        let session = try cluster.createSession(user)
+        let stalled = try #require(cluster.pids("sessions").first)
+        kill(stalled, SIGSTOP)
+        let statuses = Mutex<[Int]>([])
+        parallel(6) { index in
+            let result = try? cluster.post(
+                "/api/chat/sessions/\(session)/messages", user, json(["role": "user", "content": .string("c\(index)")]))
+            statuses.withLock { $0.append(result?.status ?? -1) }
+        }
+        #expect(statuses.withLock { $0 }.allSatisfy { $0 == 201 })
+        kill(stalled, SIGCONT)
+        Thread.sleep(forTimeInterval: 1.5)
+        let detail = try cluster.get("/api/chat/sessions/\(session)", user)
+        #expect(detail.document?.value(at: "stats.messageCount")?.intValue == 6)
+        let contents = detail["messages"]?.arrayValue?.compactMap { $0.documentValue?["content"]?.stringValue } ?? []
+        #expect(contents.sorted() == (0..<6).map { "c\($0)" })
+        let pending = try cluster.redis().run(["XPENDING", "uc:cmd:sessions", "sessions"])
+        #expect(pending.array?.first?.integer == 0)
+        #expect(cluster.pids("sessions").count == 2)
+    }
+
+    @Test("C18: Redis going away gives quick 503s, and everything recovers by itself")
+    func redisRestartIsSurvived() throws {
+        let cluster = try Cluster(services: ["sessions"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        let before = try cluster.createSession(user, name: "before outage")
+        let gateway = cluster.pids("gateway")
+        let sessions = cluster.pids("sessions")
+
+        try cluster.stop("redis", signal: SIGKILL)
+        let started = Date()
+        let during = try cluster.get("/api/chat/sessions", user)
+        #expect([503, 504].contains(during.status))
+        #expect(during.errorCode != nil)
+        #expect(Date().timeIntervalSince(started) < 6)
+
+        try cluster.restartRedis()
+        var recovered = false
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline && !recovered {
+            recovered = (try? cluster.get("/api/chat/sessions", user))?.status == 200
+            if !recovered { Thread.sleep(forTimeInterval: 0.3) }
+        }
+        #expect(recovered)
+        #expect(try cluster.get("/api/chat/sessions/\(before)", user).status == 200)
+        #expect(try cluster.post("/api/chat/sessions", user, #"{"name":"after outage"}"#).status == 201)
+        #expect(cluster.pids("gateway") == gateway)
+        #expect(cluster.pids("sessions") == sessions)
+    }
+
+    @Test func sigtermDrainsAndExitsCleanly() throws {
+        let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        _ = try cluster.createSession(user)
+        try cluster.stop("sessions", signal: SIGTERM)
+        #expect(cluster.log("sessions").contains("\"stopped\""))
+        try cluster.stop("gateway", signal: SIGTERM)
+        #expect(cluster.log("gateway").contains("\"stopped\""))
+    }
+}
