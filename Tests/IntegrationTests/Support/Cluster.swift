@@ -93,6 +93,11 @@ final class Cluster: @unchecked Sendable {
         for service in services {
             for replica in 0..<(replicas[service] ?? 1) { try startService(service, replica: replica) }
         }
+        // The gateway is ready only when every routed service has a consumer: the routed
+        // services a test did not name run with one replica.
+        for service in Routes.services where !services.contains(service) {
+            try startService(service, replica: 0)
+        }
         try startService("gateway", replica: 0)
         try waitUntilReady()
     }
