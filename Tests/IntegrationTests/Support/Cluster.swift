@@ -189,6 +189,9 @@ final class Cluster: @unchecked Sendable {
             "JWT_SECRET": Cluster.secret, "PORT": String(httpPort), "HOST": "127.0.0.1",
             "CONSUMER_NAME": "\(name)-test-\(replica)", "REQUEST_TIMEOUT_MS": "3000",
         ]
+        // Routed services a test did not name run with the defaults (one METRICS_PORT, say,
+        // cannot serve two processes).
+        guard services.contains(name) || name == "gateway" else { return env }
         for (key, value) in extraEnvironment { env[key] = value }
         return env
     }
