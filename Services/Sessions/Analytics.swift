@@ -53,6 +53,15 @@ struct Analytics: Sendable {
         let agent = try agents.visible(command)
         guard let id = agent["_id"]?.objectIdValue else { throw APIError.notFound("agent") }
         let totals = try scan(["agentId": .objectId(id)], countUsers: true)
+        // The catalog's `stats.totalInteractions` and `totalUsers` keep the last computed values.
+        try agents.agents.updateOne(
+            ["_id": .objectId(id)],
+            [
+                "$set": [
+                    "stats.totalInteractions": .int64(totals.conversations),
+                    "stats.totalUsers": .int64(Int64(totals.users.count)),
+                ]
+            ])
         return Reply(
             status: 200,
             [

@@ -15,7 +15,8 @@ public final class BusRequester: Sendable {
 
     /// `name` must be unique per process: it names the reply key.
     public init(address: RedisAddress, name: String, logger: Logger, maxBacklog: Int = 100_000) {
-        client = BusClient(address: address, gatewayId: name, logger: logger, maxBacklog: maxBacklog)
+        client = BusClient(
+            address: address, gatewayId: name, logger: logger, maxBacklog: maxBacklog)
         client.start()
     }
 

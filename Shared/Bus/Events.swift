@@ -26,6 +26,8 @@ public struct BusEvent: Sendable {
 }
 
 /// Appends events to a stream. One connection, shared by the caller's threads under a lock.
+// TODO: `MAXLEN ~` can drop events a long-stopped consumer group has not read yet; trim by the
+// groups' position (MINID) as the command streams do.
 public final class EventPublisher: Sendable {
     let connection: Mutex<RedisConnection>
     let maxLength: Int

@@ -125,6 +125,9 @@ struct AnalyticsTests {
         #expect(
             try cluster.get("/api/agents/\(id)/metrics", cluster.newUser())["totalUsers"]?.intValue
                 == 2)
+        let cached = try cluster.get("/api/agents/\(slug)", admin).document
+        #expect(cached?.value(at: "stats.totalInteractions")?.intValue == 4)
+        #expect(cached?.value(at: "stats.totalUsers")?.intValue == 2)
 
         let (fresh, _) = try cluster.createAgent(admin)
         let none = try cluster.get("/api/agents/\(fresh)/metrics", admin)

@@ -16,7 +16,10 @@ call() { # TOKEN METHOD PATH [BODY]
 pretty() { python3 -m json.tool --no-ensure-ascii; }
 
 show "The agent catalog (seeded: the spec's einstein, assistant, code-reviewer)"
-call "$USER_TOKEN" GET "/api/agents?limit=5" | pretty
+call "$USER_TOKEN" GET "/api/agents?limit=5" | python3 -c 'import json,sys
+for a in json.load(sys.stdin)["items"]: print(a["id"], a["agentId"], "-", a["name"], a["stats"])'
+show "The spec's example agent, every field"
+call "$USER_TOKEN" GET /api/agents/einstein | pretty
 AGENT=$(call "$USER_TOKEN" GET /api/agents/einstein | field '["id"]')
 
 show "A session with Einstein and two messages (6 + 150 tokens)"
