@@ -72,7 +72,7 @@ let package = Package(
 
         .testTarget(
             name: "UnitTests",
-            dependencies: ["Core", "JSONKit", "Crypt", "Bus"],
+            dependencies: ["Core", "JSONKit", "Crypt", "Bus", "Settings"],
             path: "Tests/UnitTests"
         ),
         .testTarget(

@@ -14,6 +14,47 @@ call() { # METHOD PATH [BODY]
 }
 pretty() { python3 -m json.tool --no-ensure-ascii; }
 
+post() { # PATH BODY, without a token: the /api/auth routes
+  curl -sS -X POST "$GW$1" -H 'Content-Type: application/json' --data-binary "$2"
+}
+
+show "Register an account (a new email each run)"
+EMAIL="demo-$(date +%s)-$$@example.com"
+PASSWORD="correct horse battery staple"
+post /api/auth/register "{\"email\":\"$EMAIL\",\"name\":\"Demo User\",\"password\":\"$PASSWORD\"}" | pretty
+
+show "Log in: a 15-minute access token and a refresh token; the rest of the demo uses them"
+login=$(post /api/auth/login "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}")
+echo "$login" | pretty
+TOKEN=$(echo "$login" | field '["accessToken"]')
+REFRESH=$(echo "$login" | field '["refreshToken"]')
+
+show "Refresh: a new pair; the old refresh token is spent"
+refreshed=$(post /api/auth/refresh "{\"refreshToken\":\"$REFRESH\"}")
+echo "$refreshed" | pretty
+TOKEN=$(echo "$refreshed" | field '["accessToken"]')
+show "The spent refresh token again (401, and its whole family is revoked)"
+post /api/auth/refresh "{\"refreshToken\":\"$REFRESH\"}" | pretty
+show "So log in once more"
+TOKEN=$(post /api/auth/login "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" | field '["accessToken"]')
+
+show "Profile (never the password hash), then a partial update"
+call GET /api/me | pretty
+call PUT /api/me '{"bio":"Trying Universal Chat","preferences":{"theme":"dark"}}' | pretty
+
+show "Chat settings: the defaults, then a partial update that merges"
+call GET /api/chat/settings | pretty
+call PUT /api/chat/settings '{"theme":"dark","temperature":0.4,"maxTokens":1500,
+  "notifications":{"systemUpdates":true},"quickActions":{"favorites":["explain","code"]}}' | pretty
+
+show "Quick actions: the seeded defaults, a new one of our own, one use"
+call GET "/api/chat/quick-actions?limit=3" | pretty
+action=$(call POST /api/chat/quick-actions '{"label":"Haiku","prompt":"Write a haiku about: ",
+  "category":"Creative","icon":"SparklesIcon"}')
+echo "$action" | pretty
+A=$(echo "$action" | field '["actionId"]')
+call POST "/api/chat/quick-actions/$A/use" | pretty
+
 show "Create the Welcome Conversation"
 created=$(call POST /api/chat/sessions '{"name":"Welcome Conversation",
   "description":"Initial conversation with AI assistant","tags":["welcome","general"],

@@ -132,6 +132,11 @@ final class Gateway: @unchecked Sendable {
             claims = try authenticate(request)
         }
 
+        if !route.authenticated {
+            // The login rate limit counts by address; a query parameter of this name clashes.
+            // TODO: behind a reverse proxy, read the address from a trusted X-Forwarded-For.
+            params["clientAddress"] = request.clientAddress
+        }
         for (name, value) in request.query {
             guard params[name] == nil else {
                 throw APIError.invalid(name, "query parameter is repeated or clashes with the path")

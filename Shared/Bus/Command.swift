@@ -109,9 +109,15 @@ public struct Reply: Sendable {
         self.init(status: error.status, body: error.body)
     }
 
-    /// `<request id>\n<status>\n<body>`: what travels on the reply key.
+    /// `<request id>\n<status>[\t<name>: <value>]...\n<body>`: what travels on the reply key.
+    /// Headers ride on the status line; one that could break the frame or the HTTP response
+    /// (a name that is not a token, a value with a control character) is dropped.
     public func frame(requestId: String) -> [UInt8] {
-        var bytes = Array("\(requestId)\n\(status)\n".utf8)
+        var head = "\(requestId)\n\(status)"
+        for (name, value) in headers where Reply.isSafeHeader(name, value) {
+            head += "\t\(name): \(value)"
+        }
+        var bytes = Array("\(head)\n".utf8)
         bytes.append(contentsOf: body)
         return bytes
     }
@@ -120,10 +126,24 @@ public struct Reply: Sendable {
     public static func parse(frame: [UInt8]) -> (String, Reply)? {
         guard let first = frame.firstIndex(of: 0x0A) else { return nil }
         let rest = frame[(first + 1)...]
-        guard let second = rest.firstIndex(of: 0x0A),
-            let status = Int(String(decoding: rest[rest.startIndex..<second], as: UTF8.self))
-        else { return nil }
+        guard let second = rest.firstIndex(of: 0x0A) else { return nil }
+        let statusLine = String(decoding: rest[rest.startIndex..<second], as: UTF8.self)
+        let parts = statusLine.split(separator: "\t", omittingEmptySubsequences: false)
+        guard let status = parts.first.flatMap({ Int($0) }) else { return nil }
+        let headers: [(String, String)] = parts.dropFirst().compactMap { part in
+            guard let colon = part.range(of: ": ") else { return nil }
+            return (String(part[..<colon.lowerBound]), String(part[colon.upperBound...]))
+        }
         let id = String(decoding: frame[..<first], as: UTF8.self)
-        return (id, Reply(status: status, body: Array(frame[(second + 1)...])))
+        return (id, Reply(status: status, body: Array(frame[(second + 1)...]), headers: headers))
+    }
+
+    static func isSafeHeader(_ name: String, _ value: String) -> Bool {
+        let isToken = { (byte: UInt8) -> Bool in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A)
+                || (byte >= 0x61 && byte <= 0x7A) || byte == UInt8(ascii: "-")
+        }
+        let nameOK = !name.isEmpty && name.utf8.allSatisfy(isToken)
+        return nameOK && value.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
     }
 }

@@ -10,6 +10,8 @@ public struct HTTPRequest: Sendable {
     public let query: [(String, String)]
     public let headers: [String: String]
     public let body: [UInt8]
+    /// The peer's IP address as text (empty when unknown); no proxy header is trusted.
+    public var clientAddress: String = ""
 
     /// A header by its lower-case name.
     public func header(_ name: String) -> String? { headers[name] }
@@ -192,6 +194,15 @@ private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [(Str
     return collected
 }
 
+private func clientAddress(_ connection: OpaquePointer) -> String {
+    var buffer = [CChar](repeating: 0, count: 64)
+    guard uc_mhd_client_address(connection, &buffer, socklen_t(buffer.count)) == 0 else {
+        return ""
+    }
+    let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
 private let accessHandler: MHD_AccessHandlerCallback = {
     cls, connection, url, method, _, uploadData, uploadDataSize, connectionState in
     guard let cls, let connection, let connectionState, let uploadDataSize else { return .NO }
@@ -241,7 +252,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
             method: method.map { String(cString: $0) } ?? "GET",
             path: url.map { String(cString: $0) } ?? "/",
             query: values(connection, .GET_ARGUMENT_KIND),
-            headers: headers, body: context.body)
+            headers: headers, body: context.body, clientAddress: clientAddress(connection))
         context.body = []
         server.handler(request, HTTPResponder(context: context))
         guard let response = context.responseOrSuspend() else { return .YES }
