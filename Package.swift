@@ -54,7 +54,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "Feedback",
-            dependencies: ["Core", "JSONKit", "MongoKit", "Bus"],
+            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus"],
             path: "Services/Feedback"
         ),
         .executableTarget(

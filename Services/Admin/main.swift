@@ -2,6 +2,7 @@ import Bus
 import Core
 import Crypt
 import Foundation
+import MongoKit
 import RedisKit
 
 /// `uc-admin`: operator commands. See `uc-admin help`.
@@ -12,7 +13,7 @@ let positional = arguments.filter { !$0.hasPrefix("--") && !isOptionValue($0) }
 
 func isOptionValue(_ word: String) -> Bool {
     guard let index = arguments.firstIndex(of: word), index > 0 else { return false }
-    return ["--sub", "--role", "--ttl", "--count"].contains(arguments[index - 1])
+    return ["--sub", "--role", "--ttl", "--count", "--batch-size"].contains(arguments[index - 1])
 }
 
 func option(_ name: String) -> String? {
@@ -35,7 +36,7 @@ let usage = """
       uc-admin dead show SERVICE ENTRY-ID [--json]
       uc-admin dead replay SERVICE ENTRY-ID         send it again with a fresh deadline
       uc-admin purge-replies                        delete reply keys that have no TTL
-      uc-admin migrate [--dry-run]                  (see README)
+      uc-admin migrate [--dry-run] [--batch-size N] chat_sessions from chatinteractions (see README)
     environment: REDIS_URL, JWT_SECRET, MONGODB_URI
     """
 
@@ -173,6 +174,21 @@ case "dead":
     deadLetters()
 case "purge-replies":
     purgeReplies()
+case "migrate":
+    // chat_sessions from chatinteractions in the database of MONGODB_URI; see Migration.swift.
+    let uri = environment.string("MONGODB_URI", "mongodb://127.0.0.1:27017/universal_chat")
+    let batchSize = Int(option("--batch-size") ?? "500") ?? 0
+    guard batchSize >= 1, batchSize <= 10_000 else { fail("--batch-size must be from 1 to 10000") }
+    do {
+        let pool = try MongoPool(uri: uri, appName: "uc-admin")
+        let migration = Migration(
+            interactions: pool.collection("chatinteractions"),
+            sessions: pool.collection("chat_sessions"),
+            dryRun: arguments.contains("--dry-run"), batchSize: batchSize, output: out)
+        _ = try migration.run()
+    } catch {
+        fail("migration stopped: \(error.description)")
+    }
 default:
     fail(usage)
 }

@@ -18,12 +18,15 @@ do {
 }
 
 let ledger = CommandLedger(pool: pool, service: "sessions")
+let agentModule = AgentModule(pool: pool, logger: logger)
 var ensured = false
 while !ensured {
     do {
-        for spec in [SessionRules.sessions, SessionRules.interactions, ledger.spec] {
+        let specs = [SessionRules.sessions, SessionRules.interactions, ledger.spec] + AgentModule.specs
+        for spec in specs {
             try pool.ensure(spec, logger: logger)
         }
+        try agentModule.seed()
         ensured = true
     } catch {
         logger.warning("cannot prepare collections yet; retrying", [.error: error.description])
@@ -40,13 +43,14 @@ let runner = ServiceRunner(
     service: "sessions", config: busConfig, logger: logger, ledger: ledger,
     handlers: [
         "ping": Handler(mutating: false) { _ in Reply(status: 200, ["pong": true]) },
-        "sessions.list": Handler(mutating: false, handlers.list),
+        "sessions.list": Handler(mutating: false, agentModule.activeView.routing(handlers.list)),
         "sessions.create": Handler(mutating: true, idempotent: true, handlers.create),
         "sessions.get": Handler(mutating: false, handlers.get),
         "sessions.update": Handler(mutating: true, idempotent: true, handlers.update),
         "sessions.delete": Handler(mutating: true, handlers.delete),
         "messages.list": Handler(mutating: false, messages.list),
         "messages.append": Handler(mutating: true, idempotent: true, messages.append),
-    ])
+    ].merging(agentModule.handlers) { current, _ in current })
+agentModule.startEvents(config: busConfig)
 runner.run()
 exit(0)

@@ -40,7 +40,7 @@ public struct Route: Sendable {
 /// Every API route, by owning service.
 public enum Routes {
     /// Each service's routes live in its own file beside this one.
-    public static let all: [Route] = sessions + settings + feedback + canvas
+    public static let all: [Route] = sessions + agents + settings + feedback + canvas
 
     static let sessions: [Route] = [
         Route("GET", "/api/ping", "sessions", "ping"),

@@ -1,0 +1,216 @@
+import Bus
+import Core
+import Foundation
+import JSONKit
+import MongoKit
+
+/// `GET /api/chat/search?q=&limit=&cursor=&status=&tag=&agentId=`: the caller's messages that
+/// match `q`, through the spec's text index on `messages.content`.
+///
+/// The index finds the caller's matching documents (buckets of messages), best text score
+/// first; inside each, the messages that contain the phrase or any of its words are ranked by
+/// how often (the phrase counts triple). Every query carries the caller's `userId`, and each
+/// document is checked again before its messages are read: nobody else's message can appear.
+///
+/// The cursor is the position of the next hit (document offset in score order, hit offset in
+/// that document), so a page ends exactly where the next begins; documents written between
+/// two pages may shift it, as with any relevance-ranked paging.
+///
+/// Stand-in differences: its `$text` matches the whole query as one case-insensitive
+/// substring (MongoDB matches any word, with stemming) and its textScore is always 0, so
+/// there the order between documents is by `_id` and only the order inside one holds.
+struct MessageSearch: Sendable {
+    let interactions: MongoCollection
+    let sessions: MongoCollection
+    let agents: MongoCollection
+
+    static let statuses = ["active", "closed", "archived"]
+    static let batch = 20
+    static let scanMax = 1000
+    static let tagSessionsMax = 1000
+    static let termsMax = 10
+
+    func search(_ command: Command) throws -> Reply {
+        let user = try command.requireUser()
+        let query = try QueryReader(
+            command, pathParams: [], allowed: ["q", "limit", "cursor", "status", "tag", "agentId"])
+        guard let text = try query.string("q", maxLength: 200) else {
+            throw APIError.invalid("q", "is required")
+        }
+        let terms = MessageSearch.terms(text)
+        guard !terms.isEmpty else {
+            throw APIError.invalid("q", "must contain a letter or a digit")
+        }
+        let limit = try query.limit()
+        var position = 0
+        var skipHits = 0
+        if let cursor = try query.string("cursor", maxLength: 400) {
+            let parts = try PageCursor.decode(cursor, parts: 2)
+            guard let doc = Int(parts[0]), let hit = Int(parts[1]), doc >= 0, hit >= 0 else {
+                throw APIError.invalid("cursor", "is not a cursor this API returned")
+            }
+            position = doc
+            skipHits = hit
+        }
+        var filter: Document = ["$text": ["$search": .string(text)], "userId": .objectId(user)]
+        if let status = try query.string("status", maxLength: 20) {
+            guard MessageSearch.statuses.contains(status) else {
+                throw APIError.invalid(
+                    "status", "must be one of: \(MessageSearch.statuses.joined(separator: ", "))")
+            }
+            filter["status"] = .string(status)
+        }
+        if let key = try query.string("agentId", maxLength: AgentRules.slugMax) {
+            guard let agent = try agentId(key) else { return MessageSearch.empty }
+            filter["agentId"] = .objectId(agent)
+        }
+        if let tag = try query.string("tag", maxLength: SessionRules.tagMax) {
+            // TODO: only the newest `tagSessionsMax` sessions with the tag are searched.
+            // `$in`, not equality: on the stand-in, equality on an indexed array matches nothing.
+            let tagged = try sessions.find(
+                ["userId": .objectId(user), "tags": ["$in": [.string(tag)]]],
+                sort: ["updatedAt": -1],
+                limit: MessageSearch.tagSessionsMax, projection: ["sessionId": 1])
+            let ids = tagged.compactMap { $0["sessionId"] }
+            guard !ids.isEmpty else { return MessageSearch.empty }
+            filter["conversationId"] = ["$in": .array(ids)]
+        }
+
+        let phrase = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        var hits: [Value] = []
+        var next: Value = .null
+        var scanned = 0
+        scanning: while scanned < MessageSearch.scanMax {
+            let docs = try interactions.find(
+                filter, sort: ["score": ["$meta": "textScore"], "_id": 1],
+                limit: MessageSearch.batch,
+                skip: position,
+                projection: [
+                    "score": ["$meta": "textScore"], "conversationId": 1, "userId": 1,
+                    "messages": 1,
+                ])
+            for doc in docs {
+                if doc["userId"]?.objectIdValue == user {
+                    let ranked = MessageSearch.rank(
+                        doc["messages"]?.arrayValue ?? [], terms, phrase)
+                    var index = skipHits
+                    while index < ranked.count {
+                        if hits.count == limit {
+                            next = .string(PageCursor.encode([String(position), String(index)]))
+                            break scanning
+                        }
+                        hits.append(.document(MessageSearch.hit(ranked[index], doc, terms, phrase)))
+                        index += 1
+                    }
+                }
+                position += 1
+                skipHits = 0
+                scanned += 1
+            }
+            if docs.count < MessageSearch.batch { break }
+            if scanned >= MessageSearch.scanMax {
+                next = .string(PageCursor.encode([String(position), "0"]))
+            }
+        }
+        return Reply(status: 200, ["items": .array(hits), "nextCursor": next])
+    }
+
+    static let empty = Reply(status: 200, ["items": [], "nextCursor": .null])
+
+    /// A 24-hex id as is; a slug through the catalog (deleted agents included: old messages
+    /// still name them). nil when no agent has that slug.
+    private func agentId(_ key: String) throws -> ObjectId? {
+        if let id = ObjectId(hex: key) { return id }
+        guard AgentRules.isSlug(key) else {
+            throw APIError.invalid("agentId", "must be an agent's id or slug")
+        }
+        return try agents.findOne(["agentId": .string(key)], projection: ["_id": 1])?["_id"]?
+            .objectIdValue
+    }
+
+    // MARK: matching
+
+    struct Ranked {
+        let message: Document
+        let score: Int
+    }
+
+    /// The words of the query, lowercased, with a light stemming so that "answers" finds
+    /// "answer" as MongoDB's stemmer would.
+    static func terms(_ text: String) -> [String] {
+        var terms: [String] = []
+        for word in text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
+            var stem = String(word)
+            for suffix in ["ing", "es", "ed", "s"] where stem.count > 4 && stem.hasSuffix(suffix) {
+                stem.removeLast(suffix.count)
+                break
+            }
+            if !terms.contains(stem) { terms.append(stem) }
+            if terms.count == termsMax { break }
+        }
+        return terms
+    }
+
+    static func occurrences(_ needle: String, in haystack: String) -> Int {
+        guard !needle.isEmpty else { return 0 }
+        var count = 0
+        var searchRange = haystack.startIndex..<haystack.endIndex
+        while let found = haystack.range(
+            of: needle, options: [.caseInsensitive], range: searchRange)
+        {
+            count += 1
+            searchRange = found.upperBound..<haystack.endIndex
+        }
+        return count
+    }
+
+    static func rank(_ messages: [Value], _ terms: [String], _ phrase: String) -> [Ranked] {
+        var ranked: [(Int, Ranked)] = []
+        for (index, value) in messages.enumerated() {
+            guard let message = value.lenientDocument, let content = message["content"]?.stringValue
+            else {
+                continue
+            }
+            var score = terms.count > 1 ? 3 * occurrences(phrase, in: content) : 0
+            for term in terms { score += occurrences(term, in: content) }
+            if score > 0 { ranked.append((index, Ranked(message: message, score: score))) }
+        }
+        ranked.sort { $0.1.score != $1.1.score ? $0.1.score > $1.1.score : $0.0 < $1.0 }
+        return ranked.map(\.1)
+    }
+
+    static func hit(_ ranked: Ranked, _ doc: Document, _ terms: [String], _ phrase: String)
+        -> Document
+    {
+        let message = ranked.message
+        let content = message["content"]?.stringValue ?? ""
+        return [
+            "sessionId": doc["conversationId"] ?? .null,
+            "messageId": message["messageId"] ?? .null,
+            "role": message["role"] ?? .null,
+            "snippet": .string(snippet(content, terms, phrase)),
+            "score": .int64(Int64(ranked.score)),
+            "createdAt": message["createdAt"]?.lenientDate.map { .date($0) } ?? .null,
+        ]
+    }
+
+    /// About 160 characters around the first match, with an ellipsis where text was cut.
+    static func snippet(_ content: String, _ terms: [String], _ phrase: String) -> String {
+        var match = content.range(of: phrase, options: [.caseInsensitive])
+        if match == nil {
+            match = terms.compactMap { content.range(of: $0, options: [.caseInsensitive]) }
+                .min { $0.lowerBound < $1.lowerBound }
+        }
+        guard let match else { return String(content.prefix(160)) }
+        let start =
+            content.index(match.lowerBound, offsetBy: -60, limitedBy: content.startIndex)
+            ?? content.startIndex
+        let end =
+            content.index(match.upperBound, offsetBy: 100, limitedBy: content.endIndex)
+            ?? content.endIndex
+        var text = String(content[start..<end])
+        if start > content.startIndex { text = "…" + text }
+        if end < content.endIndex { text += "…" }
+        return text
+    }
+}

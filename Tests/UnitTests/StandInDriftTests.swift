@@ -1,0 +1,31 @@
+import Core
+import JSONKit
+import Testing
+
+@Suite("Reading values the MongoDB stand-in changed")
+struct StandInDriftTests {
+    @Test func datesWrittenAsTextReadBackAsTheSameInstant() {
+        let iso = Timestamp(iso8601: "2026-12-03T17:11:28.690Z")
+        #expect(Value.string("2026-12-03 17:11:28.690000").lenientDate == iso)
+        #expect(Value.string("2026-12-03T17:11:28.69").lenientDate == iso)
+        #expect(Value.string("2026-12-03T17:11:28.690Z").lenientDate == iso)
+        #expect(
+            Value.string("2024-02-29 00:00:00").lenientDate
+                == Timestamp(iso8601: "2024-02-29T00:00:00Z"))
+        #expect(Value.string("1969-12-31 23:59:59").lenientDate?.milliseconds == -1000)
+        #expect(Value.string("not a date").lenientDate == nil)
+        #expect(Value.string("2026-13-03 17:11:28").lenientDate == nil)
+        #expect(Value.string("2026-12-03 17:11:28.").lenientDate == nil)
+        #expect(Value.date(Timestamp(milliseconds: 5)).lenientDate?.milliseconds == 5)
+    }
+
+    @Test func documentsPushedAsTextReadBackAsDocumentsWithDates() {
+        let text =
+            #"{"role":"user","content":"hi","createdAt":{"$date":"2026-12-03T17:11:28.680000"}}"#
+        let doc = Value.string(text).lenientDocument
+        #expect(doc?["content"]?.stringValue == "hi")
+        #expect(doc?["createdAt"]?.dateValue == Timestamp(iso8601: "2026-12-03T17:11:28.680Z"))
+        #expect(Value.string("hello").lenientDocument == nil)
+        #expect(Value.document(["a": 1]).lenientDocument == ["a": 1])
+    }
+}
