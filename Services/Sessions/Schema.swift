@@ -61,7 +61,8 @@ enum SessionRules {
             ],
         ],
         indexes: [
-            IndexSpec(["conversationId": 1, "bucket": 1], unique: true),
+            // Partial: legacy conversations may hold documents without a bucket number.
+            IndexSpec(["conversationId": 1, "bucket": 1], unique: true, partial: ["bucket": ["$exists": true]]),
             IndexSpec(["conversationId": 1, "userId": 1]),
             IndexSpec(["userId": 1, "startedAt": -1]),
             IndexSpec(["agentId": 1, "startedAt": -1]),

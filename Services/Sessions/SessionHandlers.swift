@@ -7,6 +7,15 @@ struct SessionHandlers: Sendable {
     let sessions: MongoCollection
     let interactions: MongoCollection
     let messages: MessageStore
+    let agents: MongoCollection
+
+    /// A session may only name an agent of the catalog that is active.
+    func checkAgent(_ agentId: ObjectId?) throws {
+        guard let agentId else { return }
+        guard try agents.exists(["_id": .objectId(agentId), "isActive": true]) else {
+            throw APIError.invalid("agentId", "names no active agent")
+        }
+    }
 
     /// Fields a client sends on create and update; everything else is refused.
     static let writable: Set<String> = [
@@ -24,6 +33,7 @@ struct SessionHandlers: Sendable {
         let name = check.string("name", required: true, maxLength: SessionRules.nameMax)
         let fields = SessionHandlers.validateOptional(&check)
         try check.check()
+        try checkAgent(fields.agentId)
 
         let now = Timestamp.now()
         let sessionId = "session-\(command.id.prefix(24))"
@@ -110,6 +120,7 @@ struct SessionHandlers: Sendable {
         let name = check.string("name", maxLength: SessionRules.nameMax)
         let fields = SessionHandlers.validateOptional(&check)
         try check.check()
+        try checkAgent(fields.agentId)
 
         let now = Timestamp.now()
         var set: Document = ["updatedAt": .date(now)]
@@ -153,7 +164,7 @@ struct SessionHandlers: Sendable {
         var filter: Document = ["userId": .objectId(user)]
         if let active = try query.flag("isActive") { filter["isActive"] = .bool(active) }
         if let archived = try query.flag("isArchived") { filter["isArchived"] = .bool(archived) }
-        if let tag = try query.string("tag", maxLength: SessionRules.tagMax) { filter["tags"] = .string(tag) }
+        if let tag = try query.string("tag", maxLength: SessionRules.tagMax) { filter["tags"] = ["$in": [.string(tag)]] }
         if let agent = try query.objectId("agentId") { filter["agentId"] = .objectId(agent) }
         if let cursor = try query.string("cursor", maxLength: 400) {
             let parts = try PageCursor.decode(cursor, parts: 2)

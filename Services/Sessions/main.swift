@@ -37,7 +37,8 @@ while !ensured {
 let sessions = pool.collection("chat_sessions")
 let interactions = pool.collection("chatinteractions")
 let messages = MessageStore(sessions: sessions, interactions: interactions)
-let handlers = SessionHandlers(sessions: sessions, interactions: interactions, messages: messages)
+let handlers = SessionHandlers(
+    sessions: sessions, interactions: interactions, messages: messages, agents: pool.collection("agents"))
 
 let runner = ServiceRunner(
     service: "sessions", config: busConfig, logger: logger, ledger: ledger,

@@ -5,11 +5,16 @@ public struct IndexSpec: Sendable {
     public let keys: Document
     public let unique: Bool
     public let expireAfterSeconds: Int?
+    /// Only documents matching this filter are indexed (`partialFilterExpression`).
+    public let partial: Document?
 
-    public init(_ keys: Document, unique: Bool = false, expireAfterSeconds: Int? = nil) {
+    public init(
+        _ keys: Document, unique: Bool = false, expireAfterSeconds: Int? = nil, partial: Document? = nil
+    ) {
         self.keys = keys
         self.unique = unique
         self.expireAfterSeconds = expireAfterSeconds
+        self.partial = partial
     }
 
     var name: String {
@@ -57,6 +62,7 @@ extension MongoPool {
             var doc: Document = ["key": .document(index.keys), "name": .string(index.name)]
             if index.unique { doc["unique"] = true }
             if let ttl = index.expireAfterSeconds { doc["expireAfterSeconds"] = .int64(Int64(ttl)) }
+            if let partial = index.partial { doc["partialFilterExpression"] = .document(partial) }
             return .document(doc)
         }
         do {
