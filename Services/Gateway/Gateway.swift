@@ -86,6 +86,8 @@ final class Gateway: @unchecked Sendable {
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
         case ("GET", "/readyz"):
             return responder.respond(readiness())
+        case ("GET", "/openapi.json"):
+            return responder.respond(.json(200, OpenAPIDocument.bytes))
         case ("GET", "/metrics"):
             metrics.set("uc_gateway_in_flight", Double(bus.inFlight), help: "requests waiting for a reply")
             return responder.respond(HTTPResponse(
