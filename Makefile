@@ -1,5 +1,5 @@
 # Universal Chat: `make run` starts everything on this machine, `make test` runs every test.
-.PHONY: run test build deps demo token clean lint bench bench-quick
+.PHONY: run test build deps demo token clean lint bench bench-quick openapi contract-test
 
 run:
 	scripts/run.sh
@@ -14,6 +14,15 @@ test: deps
 	swift build
 	swift build --build-tests
 	swift test --skip-build
+	scripts/contract-test.sh
+
+# Rewrites openapi.json and the copy the gateway embeds, from scripts/openapi.py.
+openapi:
+	python3 scripts/openapi.py
+
+# Schemathesis against a live system; report in .build/schemathesis-report.txt and -junit.xml.
+contract-test:
+	scripts/contract-test.sh
 
 demo:
 	scripts/demo.sh

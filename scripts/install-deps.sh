@@ -24,3 +24,9 @@ if [ ! -x .venv/bin/nx-27017 ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check nx-27017==0.8.1 neosqlite==1.17.2
 fi
+
+# Schemathesis, for the contract test that `make test` runs (scripts/contract-test.sh).
+if [ ! -x .venv/bin/schemathesis ]; then
+  echo "installing schemathesis into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi

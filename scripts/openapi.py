@@ -120,6 +120,7 @@ FILE_TYPES = ["html", "css", "js", "tsx", "json", "image", "other"]
 HISTORY_STATUSES = ["pending", "completed", "failed"]
 TRAITS = ["creativity", "empathy", "technical", "humor", "formality"]
 SLUG = r"^[a-z][a-z0-9-]{1,63}$"
+CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"
 AGENT_KEY = {
     "type": "string",
     "anyOf": [{"pattern": "^[0-9a-f]{24}$"}, {"pattern": SLUG}],
@@ -498,12 +499,12 @@ file_metadata_in = obj({
 })
 file_fields = {
     "path": string(min_len=1, max_len=1024, desc=path_rule),
-    "name": string(max_len=255, desc="if sent, the last segment of `path`"),
+    "name": text(255, "if sent, the last segment of `path`"),
     "type": string(enum=FILE_TYPES, desc="inferred from the extension when left out"),
     "content": string(desc="UTF-8 text of at most MAX_FILE_BYTES bytes (413 beyond)"),
     "metadata": file_metadata_in,
     "size": integer(0, desc="if sent, the content's UTF-8 byte count"),
-    "checksum": string(max_len=64, desc="if sent, the content's SHA-256 in hex"),
+    "checksum": string(pattern="^[0-9a-fA-F]{64}$", desc="if sent, the content's SHA-256 in hex"),
 }
 schemas["FileCreate"] = obj(dict({"projectId": text(128)}, **file_fields),
                             required=["projectId", "path"])
@@ -583,7 +584,7 @@ parameters = {
               "schema": integer(1, 100)},
     "cursor": {"name": "cursor", "in": "query", "required": False,
                "description": "the `nextCursor` of the previous page",
-               "schema": string(min_len=1, max_len=400)},
+               "schema": string(min_len=1, max_len=400, pattern=CURSOR_PATTERN)},
     "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": False,
                         "description": "a retry with the same key and body gets the first "
                         "answer with no second effect; the same key with another body is 422",
@@ -620,9 +621,9 @@ def operation(method, path, tag, summary, ok, *, op_id, desc=None, params=(), bo
     op = {"operationId": op_id, "tags": [tag], "summary": summary}
     if desc:
         op["description"] = desc
+    # `Idempotency-Key` is described once (components.parameters and the introduction), not
+    # per operation: a fuzzer would send one key with many bodies and test only the 422.
     plist = list(params)
-    if idempotency:
-        plist.append({"$ref": PREF + "Idempotency-Key"})
     if plist:
         op["parameters"] = plist
     if body is not None:
@@ -844,7 +845,8 @@ operation("get", "/api/chat/canvas/projects/{id}/files", "canvas", "A project's 
           ok(200, "by path, without `content`", page_of(ref("FileSummary"))),
           op_id="listFiles",
           params=[PID, LIMIT, {"name": "cursor", "in": "query", "required": False,
-                               "schema": string(min_len=1, max_len=6000)},
+                               "schema": string(min_len=1, max_len=6000,
+                                                pattern=CURSOR_PATTERN)},
                   q("type", string(enum=FILE_TYPES))], errors=[400])
 operation("get", "/api/chat/canvas/projects/{id}/export", "canvas", "A zip of the project's files",
           ok(200, "`Content-Disposition: attachment`", {"type": "string",
@@ -896,6 +898,10 @@ malformed id. Lists answer `{items, nextCursor}`; `limit` is 1..100. A query par
 twice is 400. A method the path does not have is 405 with `Allow`. Every response carries
 `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`. Errors are
 `{"error": {"code", "message", "details": [{"field", "message"}]}}`.
+
+`Idempotency-Key` (1..200 visible ASCII characters) may accompany any POST, PUT or DELETE: a
+retry with the same key and body gets the first answer with no second effect, the same key with
+another body is 422.
 """
 
 document = {

@@ -11,7 +11,7 @@ enum OpenAPIDocument {
   "info": {
     "title": "Universal Chat API",
     "version": "1.0.0",
-    "description": "The Universal Chat API. Every `/api` route except `/api/auth/*` needs\n`Authorization: Bearer <JWT>` (HS256, `sub` = the user's ObjectId, `role` = user|admin, `exp`).\n\nConventions: bodies are JSON objects sent as `Content-Type: application/json` (415 otherwise);\nunknown fields, keys starting with `$` or containing `.` or NUL, wrong types (`\"5\"` is not a\nnumber; `4000.0` is an integer) and malformed JSON (also NaN, 1e400, duplicate keys, a BOM) are\n400 with the fields named. Lengths count Unicode code points. `PUT` is a partial update\neverywhere. Ids in paths are the resources' string ids; anyone else's resource is 404, as is a\nmalformed id. Lists answer `{items, nextCursor}`; `limit` is 1..100. A query parameter given\ntwice is 400. A method the path does not have is 405 with `Allow`. Every response carries\n`Cache-Control: no-store` and `X-Content-Type-Options: nosniff`. Errors are\n`{\"error\": {\"code\", \"message\", \"details\": [{\"field\", \"message\"}]}}`.\n"
+    "description": "The Universal Chat API. Every `/api` route except `/api/auth/*` needs\n`Authorization: Bearer <JWT>` (HS256, `sub` = the user's ObjectId, `role` = user|admin, `exp`).\n\nConventions: bodies are JSON objects sent as `Content-Type: application/json` (415 otherwise);\nunknown fields, keys starting with `$` or containing `.` or NUL, wrong types (`\"5\"` is not a\nnumber; `4000.0` is an integer) and malformed JSON (also NaN, 1e400, duplicate keys, a BOM) are\n400 with the fields named. Lengths count Unicode code points. `PUT` is a partial update\neverywhere. Ids in paths are the resources' string ids; anyone else's resource is 404, as is a\nmalformed id. Lists answer `{items, nextCursor}`; `limit` is 1..100. A query parameter given\ntwice is 400. A method the path does not have is 405 with `Allow`. Every response carries\n`Cache-Control: no-store` and `X-Content-Type-Options: nosniff`. Errors are\n`{\"error\": {\"code\", \"message\", \"details\": [{\"field\", \"message\"}]}}`.\n\n`Idempotency-Key` (1..200 visible ASCII characters) may accompany any POST, PUT or DELETE: a\nretry with the same key and body gets the first answer with no second effect, the same key with\nanother body is 422.\n"
   },
   "servers": [
     {
@@ -354,11 +354,6 @@ enum OpenAPIDocument {
           "sessions"
         ],
         "summary": "Create a session",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -475,9 +470,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -550,9 +542,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "responses": {
@@ -686,9 +675,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -830,11 +816,6 @@ enum OpenAPIDocument {
           "agents"
         ],
         "summary": "Add an agent (admins)",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -957,9 +938,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -1035,9 +1013,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "responses": {
@@ -1338,11 +1313,6 @@ enum OpenAPIDocument {
           "feedback"
         ],
         "summary": "Rate a message, a conversation or an agent",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -1492,11 +1462,6 @@ enum OpenAPIDocument {
           "auth"
         ],
         "summary": "Create an account",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -1554,11 +1519,6 @@ enum OpenAPIDocument {
         ],
         "summary": "Log in",
         "description": "A wrong password and an unknown email get the same 401; failed logins are counted per email and per client address (429 with `Retry-After` at the limit).",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -1619,11 +1579,6 @@ enum OpenAPIDocument {
         ],
         "summary": "Rotate a refresh token",
         "description": "A spent or revoked refresh token is 401 and revokes its whole family.",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -1677,11 +1632,6 @@ enum OpenAPIDocument {
           "auth"
         ],
         "summary": "Revoke a refresh token's family",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -1774,11 +1724,6 @@ enum OpenAPIDocument {
           "auth"
         ],
         "summary": "Change the caller's profile (partial)",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -1868,11 +1813,6 @@ enum OpenAPIDocument {
           "settings"
         ],
         "summary": "Change the caller's chat settings (partial)",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -2013,11 +1953,6 @@ enum OpenAPIDocument {
           "quick actions"
         ],
         "summary": "Add a quick action of one's own",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -2084,9 +2019,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -2162,9 +2094,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "responses": {
@@ -2226,9 +2155,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "responses": {
@@ -2367,11 +2293,6 @@ enum OpenAPIDocument {
           "canvas"
         ],
         "summary": "Create a canvas project",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -2488,9 +2409,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -2563,9 +2481,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "responses": {
@@ -2635,7 +2550,8 @@ enum OpenAPIDocument {
             "schema": {
               "type": "string",
               "minLength": 1,
-              "maxLength": 6000
+              "maxLength": 6000,
+              "pattern": "^[A-Za-z0-9_-]+$"
             }
           },
           {
@@ -2782,9 +2698,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -2952,9 +2865,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -3022,11 +2932,6 @@ enum OpenAPIDocument {
         ],
         "summary": "Add a file to a project",
         "description": "Bodies up to MAX_UPLOAD_BYTES; content over MAX_FILE_BYTES is 413; a path taken in the project or a read-only project is 409.",
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
-          }
-        ],
         "requestBody": {
           "required": true,
           "content": {
@@ -3149,9 +3054,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "requestBody": {
@@ -3227,9 +3129,6 @@ enum OpenAPIDocument {
               "minLength": 1,
               "maxLength": 128
             }
-          },
-          {
-            "$ref": "#/components/parameters/Idempotency-Key"
           }
         ],
         "responses": {
@@ -6411,7 +6310,9 @@ enum OpenAPIDocument {
           },
           "name": {
             "type": "string",
+            "minLength": 1,
             "maxLength": 255,
+            "pattern": "\\S",
             "description": "if sent, the last segment of `path`"
           },
           "type": {
@@ -6465,7 +6366,7 @@ enum OpenAPIDocument {
           },
           "checksum": {
             "type": "string",
-            "maxLength": 64,
+            "pattern": "^[0-9a-fA-F]{64}$",
             "description": "if sent, the content's SHA-256 in hex"
           }
         },
@@ -6486,7 +6387,9 @@ enum OpenAPIDocument {
           },
           "name": {
             "type": "string",
+            "minLength": 1,
             "maxLength": 255,
+            "pattern": "\\S",
             "description": "if sent, the last segment of `path`"
           },
           "type": {
@@ -6540,7 +6443,7 @@ enum OpenAPIDocument {
           },
           "checksum": {
             "type": "string",
-            "maxLength": 64,
+            "pattern": "^[0-9a-fA-F]{64}$",
             "description": "if sent, the content's SHA-256 in hex"
           }
         },
@@ -7089,7 +6992,8 @@ enum OpenAPIDocument {
         "schema": {
           "type": "string",
           "minLength": 1,
-          "maxLength": 400
+          "maxLength": 400,
+          "pattern": "^[A-Za-z0-9_-]+$"
         }
       },
       "Idempotency-Key": {

@@ -99,7 +99,18 @@ struct SessionHandlers: Sendable {
 
     func find(_ sessionId: String, user: ObjectId) throws(MongoError) -> Document? {
         try sessions.findOne(
-            ["sessionId": .string(sessionId), "userId": .objectId(user)], projection: SessionHandlers.publicProjection)
+            ["sessionId": .string(sessionId), "userId": .objectId(user)], projection: SessionHandlers.publicProjection
+        ).map(SessionHandlers.view)
+    }
+
+    /// A session as the API shows it: the stand-in hands back a boolean written by `$set` as 0
+    /// or 1 (found by the contract test: `PUT {"isArchived": false}` answered `"isArchived": 0`).
+    static func view(_ session: Document) -> Document {
+        var out = session
+        for key in ["isActive", "isArchived"] {
+            if let flag = out[key]?.boolValue { out[key] = .bool(flag) }
+        }
+        return out
     }
 
     func get(_ command: Command) throws -> Reply {
@@ -142,7 +153,7 @@ struct SessionHandlers: Sendable {
                 ["sessionId": .string(sessionId), "userId": .objectId(user)], change,
                 projection: SessionHandlers.publicProjection)
         else { throw APIError.notFound("session") }
-        return Reply(status: 200, updated)
+        return Reply(status: 200, SessionHandlers.view(updated))
     }
 
     /// Removes the session, then its messages; both only for the owner.
@@ -189,6 +200,7 @@ struct SessionHandlers: Sendable {
                 next = .string(PageCursor.encode([String(at.milliseconds), id]))
             }
         }
-        return Reply(status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
+        let items = page.map { Value.document(SessionHandlers.view($0)) }
+        return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }
 }
