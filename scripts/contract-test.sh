@@ -6,7 +6,9 @@
 #   .build/schemathesis-report.txt   the console output
 #   .build/schemathesis-junit.xml    JUnit XML, one test case per operation
 # Exits non-zero on any 5xx or any response that does not match its documented schema.
-# SCHEMATHESIS_EXAMPLES (default 12) and SCHEMATHESIS_SEED (default 20261203) tune the run.
+# SCHEMATHESIS_EXAMPLES (default 12) and SCHEMATHESIS_SEED (default 20261203) tune the run;
+# SCHEMATHESIS_EXTRA adds options (e.g. `--include-path-regex /api/chat/canvas`);
+# CONTRACT_HOLD=FILE writes the address, tokens and ids to FILE and keeps the system up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-12}
@@ -128,6 +130,11 @@ CONFIG="$WORK/schemathesis.toml"
   op GET "/api/chat/canvas/history/{id}" id "$H"
 } >"$CONFIG"
 
+if [ -n "${CONTRACT_HOLD:-}" ]; then  # debugging: keep the seeded system up, run nothing
+  printf 'GW=%s\nTOKEN=%s\nADMIN=%s\nS=%s\nP=%s\nF=%s\nH=%s\nQA=%s\n' \
+    "$GW" "$TOKEN" "$ADMIN" "$S" "$P" "$F" "$H" "$QA" >"$CONTRACT_HOLD"
+  sleep infinity & pids+=($!); wait $! || true; exit 0
+fi
 echo "schemathesis: $EXAMPLES examples per operation, seed $SEED, against $GW"
 status=0
 .venv/bin/schemathesis --config-file "$CONFIG" run openapi.json --url "$GW" \

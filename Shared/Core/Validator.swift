@@ -14,7 +14,8 @@ public struct Validator {
             errors.append(FieldError(name(key), "unknown field"))
         }
         if let path = Validator.unsafeKeyPath(in: .document(body), at: prefix) {
-            errors.append(FieldError(path, "keys must not start with '$' or contain '.' or NUL"))
+            errors.append(
+                FieldError(path, "keys must not be empty, start with '$' or contain '.' or NUL"))
         }
     }
 
@@ -155,13 +156,16 @@ public struct Validator {
         if !errors.isEmpty { throw APIError.validation(errors) }
     }
 
-    /// The first key path with an operator-like or dotted key, if any.
+    /// The first key path with an operator-like, dotted or empty key, if any (MongoDB refuses
+    /// to store an empty key: found by the contract test as a 500 on message attachments).
     public static func unsafeKeyPath(in value: Value, at path: String) -> String? {
         switch value {
         case .document(let doc):
             for pair in doc.pairs {
                 let here = path.isEmpty ? pair.key : "\(path).\(pair.key)"
-                if pair.key.hasPrefix("$") || pair.key.contains(".") || pair.key.utf8.contains(0) {
+                if pair.key.isEmpty || pair.key.hasPrefix("$") || pair.key.contains(".")
+                    || pair.key.utf8.contains(0)
+                {
                     return here
                 }
                 if let found = unsafeKeyPath(in: pair.value, at: here) { return found }

@@ -148,6 +148,8 @@ final class ConnectionContext: @unchecked Sendable {
     var body: [UInt8] = []
     var rejected = false
     var limit = 0
+    /// Bytes of a body without a declared length (chunked) that went past the limit.
+    var overflow = 0
     private let state = Mutex<(Stage, HTTPResponse?)>((.reading, nil))
 
     init(connection: OpaquePointer) { self.connection = connection }
@@ -236,12 +238,14 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     if uploadDataSize.pointee > 0 {
         let count = uploadDataSize.pointee
         uploadDataSize.pointee = 0
-        if context.body.count + count > limit {
-            context.rejected = true
+        if context.overflow > 0 || context.body.count + count > limit {
+            // Past the limit without a declared length (chunked): libmicrohttpd sends no
+            // response queued mid-upload (the client saw an empty reply), so the rest is read
+            // and dropped and the 413 goes out at the end; a sender still going at 4 x the limit
+            // is cut off.
             context.body = []
-            var response = HTTPResponse.error(.tooLarge(limit))
-            response.headers.append(("Connection", "close"))
-            return server.queue(response, on: connection)
+            context.overflow += count
+            return context.overflow > 4 * limit ? .NO : .YES
         }
         if let uploadData {
             uploadData.withMemoryRebound(to: UInt8.self, capacity: count) {
@@ -249,6 +253,13 @@ private let accessHandler: MHD_AccessHandlerCallback = {
             }
         }
         return .YES
+    }
+
+    if context.overflow > 0 {
+        context.rejected = true
+        var response = HTTPResponse.error(.tooLarge(limit))
+        response.headers.append(("Connection", "close"))
+        return server.queue(response, on: connection)
     }
 
     switch context.stage {
