@@ -103,6 +103,7 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
+                // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
                 MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(64 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
                 MHD_OPTION.END.rawValue,
