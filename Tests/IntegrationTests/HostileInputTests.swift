@@ -626,4 +626,60 @@ struct SlowClientTests {
         #expect(detail.document?.value(at: "stats.messageCount")?.intValue == 20, "no stalled upload was stored")
         #expect(cluster.pids("gateway") + cluster.pids("sessions") == pids)
     }
+
+    static func residentKB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test("C23: idle keep-alive connections are reused or closed cleanly; memory returns after big bodies")
+    func keepAliveReuseAndMemoryAfterBigBodies() throws {
+        let cluster = try Cluster(
+            services: ["sessions"], environment: ["HTTP_CONNECTION_TIMEOUT_S": "2", "RATE_LIMIT_WRITES": "0"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        let request = "GET /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n\r\n"
+
+        // Just under the timeout: the same connection is served again.
+        let reused = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
+        reused.write(request)
+        #expect(reused.readResponse()?.status == 200)
+        usleep(1_200_000)
+        reused.write(request)
+        #expect(reused.readResponse()?.status == 200)
+        // Past it: the server closes the idle connection by itself (an orderly FIN, read as EOF).
+        let idle = try RawConnection(port: cluster.httpPort, timeoutSeconds: 6)
+        idle.write(request)
+        #expect(idle.readResponse()?.status == 200)
+        #expect(idle.isClosedByPeer())
+
+        guard let gateway = cluster.pids("gateway").first else {
+            Issue.record("no gateway")
+            return
+        }
+        let baseline = SlowClientTests.residentKB(gateway)
+        let chunk = String(repeating: "x", count: 65536)
+        parallel(10) { _ in
+            for _ in 0..<4 {
+                guard let connection = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10) else { return }
+                connection.write(
+                    "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
+                        + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in 0..<24 { connection.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n") }
+                connection.write("0\r\n\r\n")
+                _ = connection.readResponse()
+                let declared = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10)
+                declared?.write(
+                    "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
+                        + "Content-Type: application/json\r\nContent-Length: \(11 << 20)\r\n\r\n")
+                _ = declared?.readResponse()
+            }
+        }
+        let ceiling = baseline + 64 * 1024
+        let settled = eventually(seconds: 5) { SlowClientTests.residentKB(gateway) < ceiling }
+        #expect(settled, "gateway RSS \(SlowClientTests.residentKB(gateway)) KB after big bodies, \(baseline) KB before")
+        #expect(try cluster.get("/api/chat/sessions", user).status == 200)
+        #expect(cluster.pids("gateway") == [gateway])
+    }
 }
