@@ -20,7 +20,7 @@ JUNIT=.build/schemathesis-junit.xml
 [ -x .venv/bin/schemathesis ] || scripts/install-deps.sh
 EXTRA=(${SCHEMATHESIS_EXTRA:-})
 CHECKS=not_a_server_error,response_schema_conformance,status_code_conformance
-CHECKS+=,content_type_conformance,response_headers_conformance
+CHECKS+=,content_type_conformance,response_headers_conformance,negative_data_rejection
 for exe in gateway sessions settings feedback canvas uc-admin; do
   [ -x "$BIN/$exe" ] || swift build
 done

@@ -754,8 +754,9 @@ operation("get", "/api/chat/stats", "analytics", "The caller's totals",
           errors=[400])
 operation("get", "/api/chat/search", "search", "Search the caller's messages",
           ok(200, "best match first", page_of(ref("SearchHit"))), op_id="searchMessages",
-          params=[q("q", string(min_len=1, max_len=200, pattern="[0-9A-Za-z]"),
-                    "the words to find; must contain a letter or a digit", required=True),
+          params=[q("q", string(min_len=1, max_len=200),
+                    "the words to find; must contain a letter or a digit (400 otherwise)",
+                    required=True),
                   LIMIT, CURSOR, q("status", string(enum=["active", "closed", "archived"])),
                   q("tag", string(min_len=1, max_len=50)),
                   q("agentId", dict(AGENT_KEY, maxLength=64))], errors=[400])

@@ -1208,10 +1208,9 @@ enum OpenAPIDocument {
             "schema": {
               "type": "string",
               "minLength": 1,
-              "maxLength": 200,
-              "pattern": "[0-9A-Za-z]"
+              "maxLength": 200
             },
-            "description": "the words to find; must contain a letter or a digit"
+            "description": "the words to find; must contain a letter or a digit (400 otherwise)"
           },
           {
             "$ref": "#/components/parameters/limit"

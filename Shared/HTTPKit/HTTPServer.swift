@@ -110,6 +110,8 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
+                MHD_OPTION.UNESCAPE_CALLBACK.rawValue, unsafeBitCast(unescape, to: OpaquePointer.self),
+                Int(0),
                 // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
                 MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(32 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
@@ -214,6 +216,14 @@ private func clientAddress(_ connection: OpaquePointer) -> String {
     }
     let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// `%00` is left encoded in paths and query arguments (see `uc_mhd_unescape`).
+private let unescape: @convention(c) (
+    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?
+) -> Int = { cls, connection, text in
+    guard let text else { return 0 }
+    return uc_mhd_unescape(cls, connection, text)
 }
 
 private let accessHandler: MHD_AccessHandlerCallback = {

@@ -243,6 +243,26 @@ struct HostileInputTests {
         #expect(allPids == pids)
     }
 
+    @Test func anEncodedNULNeverShortensThePathOrAQueryValue() throws {
+        let user = cluster.newUser()
+        let session = try cluster.createSession(user, name: "nul")
+        // Decoded, the NUL would end the C string: this was a DELETE of the session itself.
+        let wrongMethod = try cluster.delete("/api/chat/sessions/\(session)%00/messages", user)
+        #expect(wrongMethod.status == 405)
+        #expect(try cluster.delete("/api/chat/sessions/\(session)%00", user).status == 404)
+        #expect(try cluster.get("/api/chat/sessions/\(session)%00", user).status == 404)
+        #expect(try cluster.get("/api/chat/sessions/\(session)", user).status == 200)
+        let long = String(repeating: "c", count: 100) + "%00" + String(repeating: "d", count: 100)
+        let tooLong = try cluster.get("/api/chat/feedback?conversationId=\(long)", user)
+        #expect(tooLong.status == 400)
+        #expect(tooLong.errorFields == ["conversationId"])
+        let tagged = try cluster.put("/api/chat/sessions/\(session)", user, #"{"tags":["a"]}"#)
+        #expect(tagged.status == 200)
+        #expect(try cluster.get("/api/chat/sessions?tag=a%00b", user).items.isEmpty)
+        #expect(try cluster.get("/api/chat/sessions?tag=a", user).items.count == 1)
+        #expect(try cluster.get("/api/chat/sessions?tag=%61", user).items.count == 1)
+    }
+
     @Test func malformedAndTraversingIdsInEveryPathAreNotFound() throws {
         let target = try Target.make(cluster)
         let pids = allPids
