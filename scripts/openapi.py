@@ -131,6 +131,19 @@ AGENT_KEY = {
 
 schemas = {}
 
+# Free-form JSON a client may store (message attachments, feedback metadata): any value, but no
+# key may be empty, start with `$` or contain `.` or NUL, at any depth (MongoDB cannot store it).
+SAFE_KEY = {"type": "string", "pattern": "^[^$.\u0000][^.\u0000]*$"}
+schemas["FreeJSON"] = {
+    "description": "any JSON value whose object keys are not empty, do not start with `$` and "
+                   "contain no `.` or NUL, at any depth",
+    "anyOf": [
+        {"type": ["null", "boolean", "number", "string"]},
+        {"type": "array", "items": ref("FreeJSON")},
+        {"type": "object", "propertyNames": SAFE_KEY, "additionalProperties": ref("FreeJSON")},
+    ],
+}
+
 schemas["Error"] = obj(
     {
         "error": obj(
@@ -216,7 +229,7 @@ schemas["SessionDetail"] = {"allOf": [ref("Session"), out(
 schemas["MessageCreate"] = obj({
     "role": string(enum=ROLES),
     "content": string(min_len=1, pattern=r"\S", desc="any text; stored and returned byte for byte"),
-    "attachments": array({}, 20),
+    "attachments": array(ref("FreeJSON"), 20),
     "tokens": integer(0, 10_000_000),
 }, required=["role", "content"])
 schemas["SessionDeleted"] = out({"sessionId": {"type": "string"}, "deleted": {"const": True}},
@@ -328,9 +341,9 @@ feedback_common = {
     "comment": free_text(1000),
     "category": string(enum=FEEDBACK_CATEGORIES),
     "tags": array(string(min_len=1, max_len=50), 20),
-    "metadata": {"type": "object", "maxProperties": 20,
-                 "description": "at most 20 keys and 4096 bytes of JSON; no key starts with `$` "
-                 "or contains `.`"},
+    "metadata": {"type": "object", "maxProperties": 20, "propertyNames": SAFE_KEY,
+                 "additionalProperties": ref("FreeJSON"),
+                 "description": "at most 20 keys and 4096 bytes of JSON"},
 }
 schemas["FeedbackCreate"] = {
     "oneOf": [

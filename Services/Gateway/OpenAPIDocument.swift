@@ -3233,6 +3233,35 @@ enum OpenAPIDocument {
       }
     },
     "schemas": {
+      "FreeJSON": {
+        "description": "any JSON value whose object keys are not empty, do not start with `$` and contain no `.` or NUL, at any depth",
+        "anyOf": [
+          {
+            "type": [
+              "null",
+              "boolean",
+              "number",
+              "string"
+            ]
+          },
+          {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/FreeJSON"
+            }
+          },
+          {
+            "type": "object",
+            "propertyNames": {
+              "type": "string",
+              "pattern": "^[^$.\u0000][^.\u0000]*$"
+            },
+            "additionalProperties": {
+              "$ref": "#/components/schemas/FreeJSON"
+            }
+          }
+        ]
+      },
       "Error": {
         "type": "object",
         "properties": {
@@ -3685,7 +3714,9 @@ enum OpenAPIDocument {
           },
           "attachments": {
             "type": "array",
-            "items": {},
+            "items": {
+              "$ref": "#/components/schemas/FreeJSON"
+            },
             "maxItems": 20
           },
           "tokens": {
@@ -4937,7 +4968,14 @@ enum OpenAPIDocument {
               "metadata": {
                 "type": "object",
                 "maxProperties": 20,
-                "description": "at most 20 keys and 4096 bytes of JSON; no key starts with `$` or contains `.`"
+                "propertyNames": {
+                  "type": "string",
+                  "pattern": "^[^$.\u0000][^.\u0000]*$"
+                },
+                "additionalProperties": {
+                  "$ref": "#/components/schemas/FreeJSON"
+                },
+                "description": "at most 20 keys and 4096 bytes of JSON"
               },
               "feedbackType": {
                 "const": "message"
@@ -5000,7 +5038,14 @@ enum OpenAPIDocument {
               "metadata": {
                 "type": "object",
                 "maxProperties": 20,
-                "description": "at most 20 keys and 4096 bytes of JSON; no key starts with `$` or contains `.`"
+                "propertyNames": {
+                  "type": "string",
+                  "pattern": "^[^$.\u0000][^.\u0000]*$"
+                },
+                "additionalProperties": {
+                  "$ref": "#/components/schemas/FreeJSON"
+                },
+                "description": "at most 20 keys and 4096 bytes of JSON"
               },
               "feedbackType": {
                 "const": "conversation"
@@ -5055,7 +5100,14 @@ enum OpenAPIDocument {
               "metadata": {
                 "type": "object",
                 "maxProperties": 20,
-                "description": "at most 20 keys and 4096 bytes of JSON; no key starts with `$` or contains `.`"
+                "propertyNames": {
+                  "type": "string",
+                  "pattern": "^[^$.\u0000][^.\u0000]*$"
+                },
+                "additionalProperties": {
+                  "$ref": "#/components/schemas/FreeJSON"
+                },
+                "description": "at most 20 keys and 4096 bytes of JSON"
               },
               "feedbackType": {
                 "const": "agent"
