@@ -140,11 +140,13 @@ if [ -n "${CONTRACT_HOLD:-}" ]; then  # debugging: keep the seeded system up, ru
 fi
 echo "schemathesis: $EXAMPLES examples per operation, seed $SEED, against $GW"
 status=0
-.venv/bin/schemathesis --config-file "$CONFIG" run openapi.json --url "$GW" \
+# From the scratch directory, so that Hypothesis leaves nothing in the work tree.
+ROOT=$PWD
+(cd "$WORK" && "$ROOT/.venv/bin/schemathesis" --config-file "$CONFIG" run "$ROOT/openapi.json" --url "$GW" \
   --checks "$CHECKS" \
   --phases examples,coverage,fuzzing --seed "$SEED" --max-examples "$EXAMPLES" --workers 2 \
-  --generation-database none --no-color --report junit --report-junit-path "$JUNIT" \
-  "${EXTRA[@]}" >"$REPORT" 2>&1 || status=$?
+  --generation-database none --no-color --report junit --report-junit-path "$ROOT/$JUNIT" \
+  "${EXTRA[@]}") >"$REPORT" 2>&1 || status=$?
 tail -n 40 "$REPORT"
 if [ "$status" -ne 0 ]; then
   echo "schemathesis found problems (exit $status): see $REPORT and $JUNIT" >&2
