@@ -597,7 +597,7 @@ parameters = {
               "schema": integer(1, 100)},
     "cursor": {"name": "cursor", "in": "query", "required": False,
                "description": "the `nextCursor` of the previous page",
-               "schema": string(min_len=1, max_len=400, pattern=CURSOR_PATTERN)},
+               "schema": string(min_len=1, max_len=600, pattern=CURSOR_PATTERN)},
     "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": False,
                         "description": "a retry with the same key and body gets the first "
                         "answer with no second effect; the same key with another body is 422",

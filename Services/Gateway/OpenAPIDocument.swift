@@ -7043,7 +7043,7 @@ enum OpenAPIDocument {
         "schema": {
           "type": "string",
           "minLength": 1,
-          "maxLength": 400,
+          "maxLength": 600,
           "pattern": "^[A-Za-z0-9_-]+$"
         }
       },

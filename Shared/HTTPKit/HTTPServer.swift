@@ -110,11 +110,11 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
-                MHD_OPTION.UNESCAPE_CALLBACK.rawValue, unsafeBitCast(unescape, to: OpaquePointer.self),
-                Int(0),
                 // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
                 MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(32 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
+                MHD_OPTION.UNESCAPE_CALLBACK.rawValue, unsafeBitCast(unescape, to: OpaquePointer.self),
+                OpaquePointer(me),
                 MHD_OPTION.END.rawValue,
             ]
             return withVaList(args) { list in
@@ -218,14 +218,6 @@ private func clientAddress(_ connection: OpaquePointer) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// `%00` is left encoded in paths and query arguments (see `uc_mhd_unescape`).
-private let unescape: @convention(c) (
-    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?
-) -> Int = { cls, connection, text in
-    guard let text else { return 0 }
-    return uc_mhd_unescape(cls, connection, text)
-}
-
 private let accessHandler: MHD_AccessHandlerCallback = {
     cls, connection, url, method, _, uploadData, uploadDataSize, connectionState in
     guard let cls, let connection, let connectionState, let uploadDataSize else { return .NO }
@@ -302,6 +294,19 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         guard let response = context.takeResponse() else { return .YES }
         return server.queue(response, on: connection)
     }
+}
+
+/// libmicrohttpd's own percent-decoding, except for text holding `%00`: decoded, the NUL would
+/// end the C string early and `/sessions/S%00/messages` would reach the route of `/sessions/S`.
+/// Left encoded, such an id names nothing (404).
+private typealias Unescaper = @convention(c) (
+    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?
+) -> Int
+
+private let unescape: Unescaper = { _, _, text in
+    guard let text else { return 0 }
+    if strstr(text, "%00") != nil { return strlen(text) }
+    return MHD_http_unescape(text)
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { _, _, connectionState, _ in
