@@ -16,6 +16,8 @@ public struct BusConfig: Sendable {
     public let consumerIdleLimitMs: Int
     public let metricsPort: Int
     public let consumer: String
+    /// Commands one worker reads at once; 1 for slow commands, so none waits behind another.
+    public var readCount = 16
 
     public init(service: String, environment env: Environment = Environment()) {
         redis = RedisAddress(url: env.string("REDIS_URL", "redis://127.0.0.1:6379"))
@@ -215,7 +217,8 @@ public final class ServiceRunner: @unchecked Sendable {
                 }
                 let reply = try redis.send([
                     "XREADGROUP", "GROUP", RedisArgument(service), RedisArgument(config.consumer),
-                    "COUNT", "16", "BLOCK", RedisArgument(readingHistory ? 1 : config.blockMs),
+                    "COUNT", RedisArgument(config.readCount),
+                    "BLOCK", RedisArgument(readingHistory ? 1 : config.blockMs),
                     "STREAMS", RedisArgument(stream), readingHistory ? "0" : ">",
                 ])
                 if let message = reply.errorMessage {
