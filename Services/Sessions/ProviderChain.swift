@@ -206,10 +206,8 @@ struct ProviderChain: Sendable {
     ) -> ChainAnswer {
         var usage = completion.usage
         if usage.estimated {
-            let input = ([plan.system ?? ""] + window.messages.map(\.content)).joined()
             usage = TokenUsage(
-                input: TokenEstimate.of(input), output: TokenEstimate.of(completion.text),
-                estimated: true)
+                input: window.tokens, output: TokenEstimate.of(completion.text), estimated: true)
         }
         return ChainAnswer(
             text: completion.text, provider: provider, wire: wire,
