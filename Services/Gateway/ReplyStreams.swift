@@ -15,7 +15,8 @@ struct LongRunningRequest {
 }
 
 extension Gateway {
-    func longRunning(_ route: Route, _ request: HTTPRequest, _ body: [UInt8]) -> LongRunningRequest? {
+    func longRunning(_ route: Route, _ request: HTTPRequest, _ body: [UInt8]) -> LongRunningRequest?
+    {
         guard let long = route.longRunning, long.isAsked(by: body) else { return nil }
         let accept = request.header("accept")?.lowercased() ?? ""
         return LongRunningRequest(
@@ -36,7 +37,8 @@ extension Gateway {
         let logger = self.logger
         bus.submit(command, to: service, limit: limit) { reply in
             if reply == nil {
-                logger.info("streamed request timed out", [.command: command.id, .route: command.type])
+                logger.info(
+                    "streamed request timed out", [.command: command.id, .route: command.type])
             }
             stream.arrived(reply, pass: relay.currentPass)
         }

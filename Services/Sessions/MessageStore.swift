@@ -121,7 +121,8 @@ struct MessageStore: Sendable {
             do {
                 try interactions.insertOne(
                     bucketDocument(
-                        next, message, size: size, tokens: tokens, durationMs: durationMs, target, now))
+                        next, message, size: size, tokens: tokens, durationMs: durationMs, target,
+                        now))
                 return nil
             } catch {
                 if error.kind != .duplicateKey { throw error }

@@ -193,7 +193,8 @@ struct ProviderChain: Sendable {
         }
         let attempt = ChainAttempt(
             provider: "offline", model: provider.defaultModel, outcome: .answered,
-            reason: attempts.isEmpty ? "no provider chosen" : "no provider of the chain is configured",
+            reason: attempts.isEmpty
+                ? "no provider chosen" : "no provider of the chain is configured",
             status: nil, durationMs: since(started), requests: 0)
         return answer(
             completion, provider: "offline", wire: "offline", model: provider.defaultModel,

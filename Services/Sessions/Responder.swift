@@ -48,7 +48,8 @@ struct Responder: Sendable {
                 attachments = items
             } else {
                 check.fail(
-                    "attachments", "must be an array of at most \(SessionRules.attachmentsMax) items")
+                    "attachments",
+                    "must be an array of at most \(SessionRules.attachmentsMax) items")
             }
         }
         if respond == true, let role, role != "user" {
@@ -66,7 +67,9 @@ struct Responder: Sendable {
         if let agentId = session["agentId"]?.objectIdValue {
             agent = try agents.findOne(
                 ["_id": .objectId(agentId)],
-                projection: ["config": 1, "providerConfig": 1, "prompt": 1, "temperature": 1, "maxTokens": 1])
+                projection: [
+                    "config": 1, "providerConfig": 1, "prompt": 1, "temperature": 1, "maxTokens": 1,
+                ])
         }
         let plan = try ReplyPlan.make(session: session, agent: agent, config: config)
 
@@ -90,7 +93,9 @@ struct Responder: Sendable {
             publisher?.publish("done", result)
             return Reply(status: 201, result)
         }
-        let window = plan.steps.map { config.contextTokens(provider: $0.provider, model: $0.model ?? "") }
+        let window = plan.steps.map {
+            config.contextTokens(provider: $0.provider, model: $0.model ?? "")
+        }
         let history = try self.history(
             sessionId: sessionId, user: user, tokens: window.max() ?? config.contextTokens)
         let sink = publisher.map { PublishingSink($0) }

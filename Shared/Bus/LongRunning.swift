@@ -6,8 +6,9 @@ extension Route.LongRunning {
     /// flag (no `"<flag>"` and no `\u` escape in the bytes) are not parsed, so ordinary
     /// requests of the route pay a byte scan only.
     public func isAsked(by body: [UInt8]) -> Bool {
-        guard Route.LongRunning.contains(body, Array("\"\(flag)\"".utf8))
-            || Route.LongRunning.contains(body, Array("\\u".utf8))
+        guard
+            Route.LongRunning.contains(body, Array("\"\(flag)\"".utf8))
+                || Route.LongRunning.contains(body, Array("\\u".utf8))
         else { return false }
         guard let document = try? JSONParser.parseObject(body) else { return false }
         return document[flag] == .bool(true)
@@ -18,7 +19,9 @@ extension Route.LongRunning {
         var index = 0
         let last = haystack.count - needle.count
         while index <= last {
-            if haystack[index] == first, haystack[index..<(index + needle.count)].elementsEqual(needle) {
+            if haystack[index] == first,
+                haystack[index..<(index + needle.count)].elementsEqual(needle)
+            {
                 return true
             }
             index += 1

@@ -70,7 +70,8 @@ public enum Routes {
         Route("GET", "/api/chat/sessions/:id/messages", "sessions", "messages.list"),
         Route(
             "POST", "/api/chat/sessions/:id/messages", "sessions", "messages.append",
-            longRunning: .init(flag: "respond", service: "sessions-respond", type: "messages.respond")),
+            longRunning: .init(
+                flag: "respond", service: "sessions-respond", type: "messages.respond")),
     ]
 
     /// The services the gateway routes to.

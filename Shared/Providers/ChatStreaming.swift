@@ -246,7 +246,8 @@ struct StreamingCaller {
                 message: "the stream reported an error: \(message)", attempts: attempt)
         }
         if let message = answer.malformed {
-            return ProviderError(.malformed, provider: provider, message: message, attempts: attempt)
+            return ProviderError(
+                .malformed, provider: provider, message: message, attempts: attempt)
         }
         return nil
     }

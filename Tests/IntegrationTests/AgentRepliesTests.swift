@@ -42,11 +42,13 @@ final class RepliesFixture: Sendable {
                 "OPENAI_BASE_URL": fake.openAIBaseURL, "OPENAI_API_KEY": key,
                 "ANTHROPIC_BASE_URL": fake.anthropicBaseURL, "ANTHROPIC_API_KEY": key,
                 "GROQ_BASE_URL": fake.openAIBaseURL, "GROQ_API_KEY": key, "GROQ_TIMEOUT_MS": "1500",
-                "MISTRAL_BASE_URL": "", "MISTRAL_API_KEY": "", "XAI_BASE_URL": "", "XAI_API_KEY": "",
+                "MISTRAL_BASE_URL": "", "MISTRAL_API_KEY": "", "XAI_BASE_URL": "",
+                "XAI_API_KEY": "",
                 "HUGGINGFACE_BASE_URL": "", "HUGGINGFACE_API_KEY": "",
                 "PROVIDER_TIMEOUT_MS": "10000", "PROVIDER_RETRIES": "1",
                 "PROVIDER_RETRY_BASE_MS": "20", "PROVIDER_RETRY_MAX_MS": "1500",
-                "RESPOND_TIMEOUT_MS": "20000", "RESPOND_WORKERS": "8", "OFFLINE_PIECE_DELAY_MS": "0",
+                "RESPOND_TIMEOUT_MS": "20000", "RESPOND_WORKERS": "8",
+                "OFFLINE_PIECE_DELAY_MS": "0",
                 "CONTEXT_TOKENS_BY_MODEL": "\(RepliesFixture.smallWindowModel)=600",
             ])
     }
@@ -78,7 +80,10 @@ struct AgentRepliesTests {
         var providerConfig: Document = [
             "fallbackProviders": .array(
                 fallbacks.map {
-                    ["provider": .string($0.0), "model": .string($0.1), "priority": .int64(Int64($0.2))]
+                    [
+                        "provider": .string($0.0), "model": .string($0.1),
+                        "priority": .int64(Int64($0.2)),
+                    ]
                 }),
             "systemPrompt": .string(systemPrompt),
         ]
@@ -88,7 +93,10 @@ struct AgentRepliesTests {
         }
         let (_, agentId) = try cluster.createAgent(
             cluster.admin(), prefix: "replies",
-            extra: ["providerConfig": .document(providerConfig), "config": ["systemPrompt": .string(systemPrompt)]])
+            extra: [
+                "providerConfig": .document(providerConfig),
+                "config": ["systemPrompt": .string(systemPrompt)],
+            ])
         var body: Document = ["name": "replies", "agentId": .string(agentId)]
         if let settings { body["settings"] = .document(settings) }
         let created = try cluster.post("/api/chat/sessions", user, json(body))
@@ -136,7 +144,8 @@ struct AgentRepliesTests {
         for event in events {
             if event.name == "reset" { text = "" }
             if event.name == "delta",
-                let piece = (try? JSONParser.parseObject(Array(event.data.utf8)))?["text"]?.stringValue
+                let piece = (try? JSONParser.parseObject(Array(event.data.utf8)))?["text"]?
+                    .stringValue
             {
                 text += piece
             }
@@ -228,7 +237,8 @@ struct AgentRepliesTests {
             settings: ["provider": "groq", "model": .string(chosen)])
         let result = try ask(session, "Which one?")
         #expect(result.status == 201)
-        #expect(result["reply"]?.documentValue?.value(at: "metadata.provider")?.stringValue == "groq")
+        #expect(
+            result["reply"]?.documentValue?.value(at: "metadata.provider")?.stringValue == "groq")
         #expect(result["reply"]?.documentValue?.value(at: "metadata.model")?.stringValue == chosen)
         #expect(fake.count(chosen) == 1)
     }
@@ -279,11 +289,14 @@ struct AgentRepliesTests {
     @Test func providerRefusingTheRequestStopsTheChainWith422() throws {
         let refusing = model("400")
         let good = model("good")
-        let session = try session(primary: ("openai", refusing), fallbacks: [("anthropic", good, 1)])
+        let session = try session(
+            primary: ("openai", refusing), fallbacks: [("anthropic", good, 1)])
         let result = try ask(session, "Too much?")
         #expect(result.status == 422)
         #expect(result.errorCode == "provider_refused")
-        #expect(result.document?.value(at: "error.message")?.stringValue?.contains("max_tokens") == true)
+        #expect(
+            result.document?.value(at: "error.message")?.stringValue?.contains("max_tokens") == true
+        )
         #expect(result["message"]?.documentValue?["content"]?.stringValue == "Too much?")
         #expect(fake.count(refusing) == 1)
         #expect(fake.count(good) == 0)
@@ -297,7 +310,8 @@ struct AgentRepliesTests {
         let result = try ask(session, "Anyone?")
         #expect(result.status == 502)
         #expect(result.errorCode == "provider_failed")
-        #expect(result.errorFields == ["provider.mistral", "provider.openai", "provider.anthropic"])
+        #expect(
+            result.errorFields == ["provider.mistral", "provider.openai", "provider.anthropic"])
         #expect(result["message"]?.documentValue?["role"]?.stringValue == "user")
         #expect(try stored(session).count == 1)
     }
@@ -309,7 +323,8 @@ struct AgentRepliesTests {
         let reply = result["reply"]?.documentValue
         let text = reply?["content"]?.stringValue ?? ""
         #expect(reply?.value(at: "metadata.tokenCount")?.stringValue == "estimated")
-        #expect(reply?.value(at: "metadata.tokensOut")?.intValue == Int64((text.utf8.count + 3) / 4))
+        #expect(
+            reply?.value(at: "metadata.tokensOut")?.intValue == Int64((text.utf8.count + 3) / 4))
         #expect(
             reply?.value(at: "metadata.tokensIn")?.intValue
                 == reply?.value(at: "metadata.context.tokens")?.intValue)
@@ -321,7 +336,8 @@ struct AgentRepliesTests {
         let filler = String(repeating: "abcd", count: 100)  // 400 bytes: 100 tokens
         for index in 1...6 {
             _ = try cluster.appendMessage(
-                user, session, "m\(index) " + filler.dropFirst(3), role: index % 2 == 1 ? "user" : "assistant")
+                user, session, "m\(index) " + filler.dropFirst(3),
+                role: index % 2 == 1 ? "user" : "assistant")
         }
         let before = fake.count(RepliesFixture.smallWindowModel)
         let result = try ask(session, "And now?")
@@ -334,8 +350,10 @@ struct AgentRepliesTests {
         #expect(reply?.value(at: "metadata.context.omitted")?.intValue == 4)
         let requests = fake.requests(RepliesFixture.smallWindowModel)
         #expect(requests.count == before + 1)
-        let sent = (requests.last?.value(at: "body.messages")?.arrayValue ?? []).compactMap(\.documentValue)
-        #expect(sent.map { $0["role"]?.stringValue ?? "" } == ["system", "user", "assistant", "user"])
+        let sent = (requests.last?.value(at: "body.messages")?.arrayValue ?? []).compactMap(
+            \.documentValue)
+        #expect(
+            sent.map { $0["role"]?.stringValue ?? "" } == ["system", "user", "assistant", "user"])
         #expect(sent.first?["content"]?.stringValue == "You are brief.")
         #expect(sent[1]["content"]?.stringValue?.hasPrefix("m5 ") == true)
         #expect(sent.last?["content"]?.stringValue == "And now?")
@@ -385,7 +403,9 @@ struct AgentRepliesTests {
         #expect(text == Self.expectedText("anthropic", "Break?"))
         #expect(try stored(session).last?["content"]?.stringValue == text)
         let done = try JSONParser.parseObject(Array((events.last?.data ?? "").utf8))
-        #expect(done.value(at: "reply.metadata.attempts")?.arrayValue?[1].documentValue?["outcome"]?.stringValue == "failed")
+        #expect(
+            done.value(at: "reply.metadata.attempts")?.arrayValue?[1].documentValue?["outcome"]?
+                .stringValue == "failed")
     }
 
     @Test func malformedStreamMovesToTheNextProvider() throws {
@@ -416,15 +436,20 @@ struct AgentRepliesTests {
         #expect(complete)
         let reply = try stored(session).last
         #expect(reply?.value(at: "metadata.provider")?.stringValue == "anthropic")
-        #expect(try cluster.get("/api/chat/sessions/\(session)", user)["stats"]?.documentValue?["messageCount"]?.intValue == 2)
+        #expect(
+            try cluster.get("/api/chat/sessions/\(session)", user)["stats"]?.documentValue?[
+                "messageCount"]?.intValue == 2)
     }
 
     @Test func streamedErrorBeforeAnyTextIsAPlainJSONAnswer() throws {
-        let session = try session(primary: ("openai", model("good")), settings: ["provider": "gemini"])
+        let session = try session(
+            primary: ("openai", model("good")), settings: ["provider": "gemini"])
         let client = try stream(session, "Gemini?")
         #expect(client.status == 400)
         let body = try JSONParser.parseObject(Array(client.rest().utf8))
-        #expect(body.value(at: "error.details")?.arrayValue?.first?.documentValue?["field"]?.stringValue == "settings.provider")
+        #expect(
+            body.value(at: "error.details")?.arrayValue?.first?.documentValue?["field"]?.stringValue
+                == "settings.provider")
     }
 
     // MARK: offline, refusals, validation
@@ -448,11 +473,14 @@ struct AgentRepliesTests {
     }
 
     @Test func providersWithoutAProtocolAreRefusedWith400WhenChosen() throws {
-        let session = try session(primary: ("openai", model("good")), settings: ["provider": "gemini"])
+        let session = try session(
+            primary: ("openai", model("good")), settings: ["provider": "gemini"])
         let refused = try ask(session, "Gemini?")
         #expect(refused.status == 400)
         #expect(refused.errorFields == ["settings.provider"])
-        #expect(refused.document?.value(at: "error.details")?.arrayValue?.first?.documentValue?["message"]?.stringValue?.contains("gemini") == true)
+        #expect(
+            refused.document?.value(at: "error.details")?.arrayValue?.first?.documentValue?[
+                "message"]?.stringValue?.contains("gemini") == true)
         #expect(try stored(session).isEmpty)
         // Storing a message without asking for a reply is fine with any provider of the enum.
         let plain = try cluster.post(
@@ -462,7 +490,8 @@ struct AgentRepliesTests {
         // A fallback without a protocol is passed over.
         let good = model("good")
         let other = try self.session(
-            primary: ("openai", model("500always")), fallbacks: [("cohere", "command-r", 1), ("anthropic", good, 2)])
+            primary: ("openai", model("500always")),
+            fallbacks: [("cohere", "command-r", 1), ("anthropic", good, 2)])
         let answered = try ask(other, "Cohere?")
         #expect(answered.status == 201)
         let reply = answered["reply"]?.documentValue
