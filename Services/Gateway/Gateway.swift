@@ -162,7 +162,7 @@ final class Gateway: @unchecked Sendable {
             body = request.body
             let contentType = request.header("content-type")?.lowercased() ?? ""
             let mediaType = contentType.split(separator: ";").first.map {
-                $0.trimmingCharacters(in: .whitespaces)
+                String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
             }
             if !body.isEmpty && mediaType != "application/json" {
                 throw APIError.unsupportedMediaType()
@@ -173,7 +173,7 @@ final class Gateway: @unchecked Sendable {
         let now = Timestamp.now().milliseconds
         let long = longRunning(route, request, body)
         var command = Command(
-            id: commandId, requestId: Crypto.randomHex(12), type: long?.type ?? route.type,
+            id: commandId, requestId: Crypto.fastRandomHex(12), type: long?.type ?? route.type,
             userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(long == nil ? config.requestTimeoutMs : config.respondTimeoutMs))
@@ -206,7 +206,7 @@ final class Gateway: @unchecked Sendable {
         guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized()
         }
-        let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        let token = String(header.utf8.dropFirst(7).drop(while: { $0 == 32 }).prefix(while: { $0 != 32 })) ?? ""
         let now = Int64(Date().timeIntervalSince1970)
         if let claims = verified.withLock({ $0[token] }), claims.expiresAt > now { return claims }
         guard let claims = jwt.verify(token, now: now) else {
@@ -222,7 +222,7 @@ final class Gateway: @unchecked Sendable {
     /// A retry with the same `Idempotency-Key` from the same user maps to the same command id.
     private func commandId(for request: HTTPRequest, user: ObjectId?) throws(APIError) -> String {
         guard let key = request.header("idempotency-key"), request.method != "GET" else {
-            return Crypto.randomHex(16)
+            return Crypto.fastRandomHex(16)
         }
         guard !key.isEmpty, key.utf8.count <= 200 else {
             throw APIError.invalid("Idempotency-Key", "must be 1 to 200 characters")

@@ -2,10 +2,10 @@ import Bus
 import Core
 import Foundation
 
-/// The consumer of `uc:cmd:sessions-respond`: respond commands, read one at a time by
-/// `RESPOND_WORKERS` threads of their own, claimed from a dead consumer only after
-/// `ReplyConfig.claimIdleMs` (a reply may take that long), in the same process as the rest of
-/// the sessions service and with the same ledger.
+/// The consumer of `uc:cmd:sessions-respond`: respond commands, applied by `RESPOND_WORKERS`
+/// threads of their own with a read-ahead of one per worker, claimed from a dead consumer
+/// only after `ReplyConfig.claimIdleMs` (a reply may take that long), in the same process as
+/// the rest of the sessions service and with the same ledger.
 final class RespondRunner: @unchecked Sendable {
     static let service = "sessions-respond"
     let runner: ServiceRunner
@@ -23,7 +23,7 @@ final class RespondRunner: @unchecked Sendable {
         values["METRICS_PORT"] = "0"
         values["CONSUMER_NAME"] = "\(bus.consumer)-respond"
         var respondBus = BusConfig(service: service, environment: Environment(values))
-        respondBus.readCount = 1
+        respondBus.queuePerWorker = 1
         let runner = ServiceRunner(
             service: service, config: respondBus, logger: logger, ledger: ledger,
             handlers: [

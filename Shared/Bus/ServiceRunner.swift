@@ -16,8 +16,9 @@ public struct BusConfig: Sendable {
     public let consumerIdleLimitMs: Int
     public let metricsPort: Int
     public let consumer: String
-    /// Commands one worker reads at once; 1 for slow commands, so none waits behind another.
-    public var readCount = 16
+    /// Commands read ahead per worker (the local queue holds `workers` times this); 1 for slow
+    /// commands, so that few wait in this process while other replicas could take them.
+    public var queuePerWorker = 8
 
     public init(service: String, environment env: Environment = Environment()) {
         redis = RedisAddress(url: env.string("REDIS_URL", "redis://127.0.0.1:6379"))
@@ -109,8 +110,10 @@ public final class ServiceRunner: @unchecked Sendable {
         let metricsServer = startMetricsServer()
         logger.info("consuming", [.stream: stream, .consumer: config.consumer, .count: String(config.workers)])
         var bodies: [(String, @Sendable () -> Void)] = (0..<config.workers).map { index in
-            ("\(service)-worker-\(index)", { [self] in workerLoop(index: index) })
+            ("\(service)-worker-\(index)", { [self] in workerLoop() })
         }
+        bodies.append(("\(service)-reader", { [self] in readerLoop() }))
+        bodies.append(("\(service)-replies", { [self] in flusherLoop() }))
         bodies.append(("\(service)-maintenance", { [self] in maintenanceLoop() }))
         bodies += extraThreads
         threadsLeft.store(bodies.count, ordering: .sequentiallyConsistent)
@@ -202,14 +205,39 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
-    private func workerLoop(index: Int) {
+    /// Commands read and not yet applied; the reader stops reading while it is full, so the
+    /// rest stays in the stream for other replicas.
+    private let jobs = Mutex<[Command]>([])
+    private let jobsReady = DispatchSemaphore(value: 0)
+    /// Answers not yet written: the reply frame (nil for a dropped command) and the entry to ack.
+    private let results = Mutex<[(key: String, frame: [UInt8]?, entry: String)]>([])
+    private let resultsReady = DispatchSemaphore(value: 0)
+    private let readerDone = Atomic<Bool>(false)
+    private let workersLeft = Atomic<Int>(0)
+
+    private var queueCapacity: Int { config.workers * config.queuePerWorker }
+
+    func enqueue(_ commands: [Command]) {
+        jobs.withLock { $0 += commands }
+        for _ in commands { jobsReady.signal() }
+    }
+
+    /// One blocking `XREADGROUP` for the whole process, `COUNT` as large as the queue has room.
+    private func readerLoop() {
         let redis = RedisConnection(address: config.redis, timeoutMs: config.blockMs + 3000)
         var groupReady = false
-        // The first worker starts with this consumer's own pending history: commands it read
-        // before a crash or restart and never acknowledged.
-        var readingHistory = index == 0
+        // First this consumer's own pending history: commands it read before a crash or restart
+        // and never acknowledged.
+        var readingHistory = true
+        var historyFrom = "0"
         var backoffMs = 100
+        defer { readerDone.store(true, ordering: .sequentiallyConsistent) }
         while !isStopping {
+            let room = queueCapacity - jobs.withLock { $0.count }
+            if room < 1 {
+                usleep(1000)
+                continue
+            }
             do {
                 if !groupReady {
                     try ensureGroup(redis)
@@ -217,9 +245,8 @@ public final class ServiceRunner: @unchecked Sendable {
                 }
                 let reply = try redis.send([
                     "XREADGROUP", "GROUP", RedisArgument(service), RedisArgument(config.consumer),
-                    "COUNT", RedisArgument(config.readCount),
-                    "BLOCK", RedisArgument(readingHistory ? 1 : config.blockMs),
-                    "STREAMS", RedisArgument(stream), readingHistory ? "0" : ">",
+                    "COUNT", RedisArgument(min(room, 256)), "BLOCK", RedisArgument(readingHistory ? 1 : config.blockMs),
+                    "STREAMS", RedisArgument(stream), RedisArgument(readingHistory ? historyFrom : ">"),
                 ])
                 if let message = reply.errorMessage {
                     if message.hasPrefix("NOGROUP") { groupReady = false }
@@ -228,21 +255,97 @@ public final class ServiceRunner: @unchecked Sendable {
                 backoffMs = 100
                 let commands = ServiceRunner.entries(of: reply)
                 if readingHistory {
-                    if commands.isEmpty {
+                    guard let last = commands.last?.streamId else {
                         readingHistory = false
                         continue
                     }
+                    historyFrom = last
                     metrics.add("uc_commands_redelivered_total", Double(commands.count), labels: [("stream", stream)],
                                 help: "commands taken over after a crash, a restart or a claim")
                     logger.info("resuming own pending commands", [.stream: stream, .count: String(commands.count)])
                 }
-                if !commands.isEmpty { try process(commands, redis: redis) }
+                if !commands.isEmpty { enqueue(commands) }
             } catch {
                 if isStopping { break }
                 logger.warning("redis read failed; retrying", [.stream: stream, .error: "\(error)"])
                 groupReady = false
                 usleep(UInt32(backoffMs * 1000))
                 backoffMs = min(backoffMs * 2, 2000)
+            }
+        }
+    }
+
+    /// Applies queued commands until the reader has stopped and the queue is empty.
+    private func workerLoop() {
+        workersLeft.add(1, ordering: .sequentiallyConsistent)
+        defer {
+            workersLeft.subtract(1, ordering: .sequentiallyConsistent)
+            resultsReady.signal()
+        }
+        while true {
+            if jobsReady.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+                if readerDone.load(ordering: .sequentiallyConsistent) && jobs.withLock({ $0.isEmpty }) { return }
+                continue
+            }
+            guard let command = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+            handle(command)
+        }
+    }
+
+    private func handle(_ command: Command) {
+        guard !command.streamId.isEmpty else { return }
+        if command.deadline < Timestamp.now().milliseconds {
+            metrics.add("uc_commands_expired_total", labels: [("stream", stream)],
+                        help: "commands dropped unapplied because their deadline had passed")
+            logger.debug("dropped expired command", [.command: command.id, .type: command.type])
+            results.withLock { $0.append((command.replyKey, nil, command.streamId)) }
+            resultsReady.signal()
+            return
+        }
+        let started = Timestamp.now()
+        guard let reply = apply(command) else { return }
+        let finished = Timestamp.now()
+        metrics.observe("uc_command_seconds", seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
+                        labels: [("type", command.type)], help: "time to apply a command")
+        metrics.add("uc_commands_handled_total", labels: [("type", command.type), ("status", String(reply.status))],
+                    help: "commands answered, by type and status")
+        results.withLock { $0.append((command.replyKey, reply.frame(requestId: command.requestId), command.streamId)) }
+        resultsReady.signal()
+    }
+
+    /// Writes answers in batches: one `RPUSH` and `PEXPIRE` per reply key and one `XACK`, after
+    /// the replies in the same pipeline. A failed write is retried, never dropped.
+    private func flusherLoop() {
+        let redis = RedisConnection(address: config.redis, timeoutMs: 5000)
+        var pending: [(key: String, frame: [UInt8]?, entry: String)] = []
+        while true {
+            _ = resultsReady.wait(timeout: .now() + .milliseconds(100))
+            pending += results.withLock { batch -> [(key: String, frame: [UInt8]?, entry: String)] in
+                let taken = batch
+                batch.removeAll(keepingCapacity: true)
+                return taken
+            }
+            if pending.isEmpty {
+                if readerDone.load(ordering: .sequentiallyConsistent)
+                    && workersLeft.load(ordering: .sequentiallyConsistent) == 0
+                { return }
+                continue
+            }
+            var pipeline: [[RedisArgument]] = []
+            var keys: [String] = []
+            for item in pending where item.frame != nil && !keys.contains(item.key) { keys.append(item.key) }
+            for key in keys {
+                let frames = pending.filter { $0.key == key }.compactMap { $0.frame.map { RedisArgument($0) } }
+                pipeline.append(["RPUSH", RedisArgument(key)] + frames)
+                pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
+            }
+            pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service)] + pending.map { RedisArgument($0.entry) })
+            do {
+                _ = try redis.pipeline(pipeline)
+                pending.removeAll(keepingCapacity: true)
+            } catch {
+                logger.warning("cannot write replies; retrying", [.stream: stream, .error: "\(error)"])
+                usleep(200_000)
             }
         }
     }
@@ -301,7 +404,7 @@ public final class ServiceRunner: @unchecked Sendable {
                     live.append(command)
                 }
             }
-            if !live.isEmpty { try process(live, redis: redis) }
+            if !live.isEmpty { enqueue(live) }
         } catch {
             logger.debug("claim failed", [.stream: stream, .error: "\(error)"])
         }
@@ -377,54 +480,6 @@ public final class ServiceRunner: @unchecked Sendable {
             else { return nil }
             return Command(streamId: id, fields: fields)
         }
-    }
-
-    /// Applies a batch of commands. Replies are written with one `RPUSH` per reply key, one
-    /// `PEXPIRE` per key and one `XACK` for all, flushed whenever a command took long, so
-    /// cheap commands share round trips and slow ones do not hold back the others' answers.
-    private func process(_ commands: [Command], redis: RedisConnection) throws(RedisError) {
-        var replies: [(key: String, frame: [UInt8])] = []
-        var acks: [String] = []
-        var lastFlush = Timestamp.now().milliseconds
-
-        func flush() throws(RedisError) {
-            guard !acks.isEmpty else { return }
-            var pipeline: [[RedisArgument]] = []
-            var keys: [String] = []
-            for reply in replies where !keys.contains(reply.key) { keys.append(reply.key) }
-            for key in keys {
-                let frames = replies.filter { $0.key == key }.map { RedisArgument($0.frame) }
-                pipeline.append(["RPUSH", RedisArgument(key)] + frames)
-                pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
-            }
-            pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service)] + acks.map { RedisArgument($0) })
-            _ = try redis.pipeline(pipeline)
-            replies.removeAll(keepingCapacity: true)
-            acks.removeAll(keepingCapacity: true)
-            lastFlush = Timestamp.now().milliseconds
-        }
-
-        for command in commands {
-            guard !command.streamId.isEmpty else { continue }
-            if command.deadline < Timestamp.now().milliseconds {
-                metrics.add("uc_commands_expired_total", labels: [("stream", stream)],
-                            help: "commands dropped unapplied because their deadline had passed")
-                logger.debug("dropped expired command", [.command: command.id, .type: command.type])
-                acks.append(command.streamId)
-                continue
-            }
-            let started = Timestamp.now()
-            guard let reply = apply(command) else { continue }
-            let finished = Timestamp.now()
-            metrics.observe("uc_command_seconds", seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
-                            labels: [("type", command.type)], help: "time to apply a command")
-            metrics.add("uc_commands_handled_total", labels: [("type", command.type), ("status", String(reply.status))],
-                        help: "commands answered, by type and status")
-            replies.append((command.replyKey, reply.frame(requestId: command.requestId)))
-            acks.append(command.streamId)
-            if finished.milliseconds - lastFlush >= 2 { try flush() }
-        }
-        try flush()
     }
 
     /// Runs the handler; nil means "leave it pending" (another delivery is still applying it).

@@ -25,11 +25,24 @@ public final class Metrics: Sendable {
     private static func labelText(_ labels: [(String, String)]) -> String {
         guard !labels.isEmpty else { return "" }
         let parts = labels.map { name, value -> String in
-            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-            return "\(name)=\"\(escaped)\""
+            "\(name)=\"\(escape(value))\""
         }
         return "{" + parts.joined(separator: ",") + "}"
+    }
+
+    /// Label values escaped as the text format wants; most need no change and are not copied.
+    private static func escape(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else { return value }
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
     }
 
     public func add(_ name: String, _ amount: Double = 1, labels: [(String, String)] = [], help: String = "") {

@@ -13,8 +13,15 @@ public struct HTTPRequest: Sendable {
     /// The peer's IP address as text (empty when unknown); no proxy header is trusted.
     public var clientAddress: String = ""
 
-    /// A header by its lower-case name.
+    /// A header by its lower-case name; only the headers in `readHeaders` are read.
     public func header(_ name: String) -> String? { headers[name] }
+
+    /// The request headers the server copies out for the handler (looked up case-insensitively);
+    /// copying every header of every request costs more than the rest of the request.
+    public static let readHeaders = [
+        "authorization", "content-type", "idempotency-key", "origin", "accept", "last-event-id",
+        "access-control-request-method", "access-control-request-headers",
+    ]
 }
 
 /// A response: status, headers and the body bytes (Content-Length counts these bytes).
@@ -114,7 +121,7 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
-                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(64 * 1024),
+                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(32 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
                 MHD_OPTION.END.rawValue,
             ]
@@ -272,7 +279,11 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     case .reading:
         context.markDispatched()
         var headers: [String: String] = [:]
-        for (name, value) in values(connection, .HEADER_KIND) { headers[name.lowercased()] = value }
+        for name in HTTPRequest.readHeaders {
+            if let value = MHD_lookup_connection_value(connection, .HEADER_KIND, name) {
+                headers[name] = String(cString: value)
+            }
+        }
         let request = HTTPRequest(
             method: method.map { String(cString: $0) } ?? "GET",
             path: url.map { String(cString: $0) } ?? "/",

@@ -45,7 +45,10 @@ public final class MongoPool: @unchecked Sendable {
     private let uri: OpaquePointer
     public let databaseName: String
 
-    private static let initialize: Void = { mongoc_init() }()
+    private static let initialize: Void = {
+        mongoc_init()
+        DriverLog.install
+    }()
 
     public init(uri text: String, appName: String) throws(MongoError) {
         _ = MongoPool.initialize
