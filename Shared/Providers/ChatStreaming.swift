@@ -16,6 +16,11 @@ public struct ServerSentEventParser: Sendable {
     public struct Event: Sendable, Equatable {
         public let name: String?
         public let data: String
+
+        public init(name: String?, data: String) {
+            self.name = name
+            self.data = data
+        }
     }
 
     private var buffer: [UInt8] = []
