@@ -75,7 +75,7 @@ let package = Package(
 
         .testTarget(
             name: "UnitTests",
-            dependencies: ["Core", "JSONKit", "Crypt", "Bus", "Settings", "Providers"],
+            dependencies: ["Core", "JSONKit", "Crypt", "Bus", "Settings", "Providers", "MongoKit"],
             path: "Tests/UnitTests"
         ),
         .testTarget(

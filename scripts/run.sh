@@ -16,6 +16,17 @@ MONGO_PORT=${MONGO_PORT:-27017}
 export PORT=${PORT:-8080}
 pids=()
 
+port_in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+require_free_port() { # PORT WHAT
+  if port_in_use "$1"; then
+    echo "port $1 ($2) is already in use: stop what listens there or choose another (see README)" >&2
+    exit 1
+  fi
+}
+require_free_port "$PORT" "PORT, the gateway"
+[ -z "${REDIS_URL:-}" ] && require_free_port "$REDIS_PORT" "REDIS_PORT"
+[ -z "${MONGODB_URI:-}" ] && require_free_port "$MONGO_PORT" "MONGO_PORT"
+
 stop_all() {
   trap - INT TERM EXIT
   echo "stopping..."
@@ -36,9 +47,11 @@ fi
 if [ -z "${MONGODB_URI:-}" ]; then
   .venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
     --log-file "$RUN_DIR/mongo/nx.log" --pid-file "$RUN_DIR/mongo/nx.pid" >/dev/null 2>&1 &
-  pids+=($!)
+  STANDIN=$!
+  pids+=($STANDIN)
   export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/universal_chat"
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MONGO_PORT") 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do port_in_use "$MONGO_PORT" && break; sleep 0.1; done
+  kill -0 "$STANDIN" 2>/dev/null || { echo "the MongoDB stand-in did not start" >&2; exit 1; }
 fi
 
 for service in sessions settings feedback canvas; do

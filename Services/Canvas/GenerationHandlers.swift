@@ -157,30 +157,12 @@ struct GenerationHandlers: Sendable {
             }
             filter["status"] = .string(status)
         }
-        if let cursor = try query.string("cursor", maxLength: 400) {
-            let parts = try PageCursor.decode(cursor, parts: 2)
-            guard let millis = Int64(parts[0]) else {
-                throw APIError.invalid("cursor", "is not a cursor this API returned")
-            }
-            let at = Value.date(Timestamp(milliseconds: millis))
-            filter["$or"] = [
-                ["createdAt": ["$lt": at]],
-                ["createdAt": at, "historyId": ["$lt": .string(parts[1])]],
-            ]
-        }
+        let order = NewestFirst(dateField: "createdAt", idField: "historyId")
+        try order.apply(cursor: try query.string("cursor", maxLength: 600), to: &filter)
         _ = try ProjectHandlers.owned(projects, projectId, user)
-        var page = try history.find(
-            filter, sort: ["createdAt": -1, "historyId": -1], limit: limit + 1,
-            projection: CanvasRules.historyOutput)
-        var next: Value = .null
-        if page.count > limit {
-            page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["createdAt"]?.dateValue,
-                let id = last["historyId"]?.stringValue
-            {
-                next = .string(PageCursor.encode([String(at.milliseconds), id]))
-            }
-        }
+        let found = try history.find(
+            filter, sort: order.sort, limit: limit + 1, projection: CanvasRules.historyOutput)
+        let (page, next) = order.page(found, limit: limit)
         let items = page.map { Value.document(CanvasRules.historyView($0)) }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }

@@ -187,29 +187,11 @@ struct ProjectHandlers: Sendable {
         if let conversation = try query.string("conversationId", maxLength: CanvasRules.idMax) {
             filter["conversationId"] = .string(conversation)
         }
-        if let cursor = try query.string("cursor", maxLength: 400) {
-            let parts = try PageCursor.decode(cursor, parts: 2)
-            guard let millis = Int64(parts[0]) else {
-                throw APIError.invalid("cursor", "is not a cursor this API returned")
-            }
-            let at = Value.date(Timestamp(milliseconds: millis))
-            filter["$or"] = [
-                ["updatedAt": ["$lt": at]],
-                ["updatedAt": at, "projectId": ["$lt": .string(parts[1])]],
-            ]
-        }
-        var page = try projects.find(
-            filter, sort: ["updatedAt": -1, "projectId": -1], limit: limit + 1,
-            projection: CanvasRules.projectOutput)
-        var next: Value = .null
-        if page.count > limit {
-            page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["updatedAt"]?.dateValue,
-                let id = last["projectId"]?.stringValue
-            {
-                next = .string(PageCursor.encode([String(at.milliseconds), id]))
-            }
-        }
+        let order = NewestFirst(idField: "projectId")
+        try order.apply(cursor: try query.string("cursor", maxLength: 600), to: &filter)
+        let found = try projects.find(
+            filter, sort: order.sort, limit: limit + 1, projection: CanvasRules.projectOutput)
+        let (page, next) = order.page(found, limit: limit)
         let items = page.map { Value.document(CanvasRules.projectView($0)) }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])
     }

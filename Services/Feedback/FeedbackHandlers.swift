@@ -16,6 +16,9 @@ struct FeedbackHandlers: Sendable {
     let outbox: FeedbackOutbox
     /// The longest the service waits for the sessions service's answer.
     static let checkTimeoutMs: Int64 = 5000
+    /// Time kept back from the request's deadline, so a silent sessions service still gets a
+    /// 503 to the client rather than the gateway's 504.
+    static let answerMarginMs: Int64 = 400
 
     static let allowed: Set<String> = [
         "conversationId", "messageId", "agentId", "feedbackType", "rating", "comment", "category",
@@ -111,7 +114,8 @@ struct FeedbackHandlers: Sendable {
         if input.type == "message", let message = input.message { params["messageId"] = message }
         if input.type == "agent", let agent = input.agent { params["agentId"] = agent }
         let deadline = min(
-            command.deadline, Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
+            command.deadline - FeedbackHandlers.answerMarginMs,
+            Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
         guard
             let reply = requester.request(
                 "feedback.check-target", to: "sessions", userId: user, role: command.role,
@@ -245,7 +249,7 @@ struct FeedbackHandlers: Sendable {
             }
             filter["feedbackType"] = .string(type)
         }
-        if let cursor = try query.string("cursor", maxLength: 400) {
+        if let cursor = try query.string("cursor", maxLength: 600) {
             let parts = try PageCursor.decode(cursor, parts: 2)
             guard let millis = Int64(parts[0]), let last = ObjectId(hex: parts[1]) else {
                 throw APIError.invalid("cursor", "is not a cursor this API returned")

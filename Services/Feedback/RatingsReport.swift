@@ -19,7 +19,8 @@ struct RatingsReport: Sendable {
         let key = try pathId(command, "agentId", what: "agent")
         guard FeedbackRules.isAgentKey(key) else { throw APIError.notFound("agent") }
         let deadline = min(
-            command.deadline, Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
+            command.deadline - FeedbackHandlers.answerMarginMs,
+            Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
         guard
             let reply = requester.request(
                 "agents.resolve", to: "sessions", userId: user, role: command.role,

@@ -127,7 +127,9 @@ final class Gateway: @unchecked Sendable {
         }
         let route: Route
         var params: [String: String]
-        switch Routes.lookup(method: request.method, path: request.path) {
+        // HEAD is GET without the body, which libmicrohttpd leaves out by itself.
+        let method = request.method == "HEAD" ? "GET" : request.method
+        switch Routes.lookup(method: method, path: request.path) {
         case .notFound:
             throw APIError.notFound("route")
         case .wrongMethod(let allowed):

@@ -28,29 +28,12 @@ struct ActiveSessionsView: Sendable {
         let query = try QueryReader(command, pathParams: [], allowed: ["view", "limit", "cursor"])
         let limit = try query.limit()
         var filter: Document = ["userId": .objectId(user), "isActive": true]
-        if let cursor = try query.string("cursor", maxLength: 400) {
-            let parts = try PageCursor.decode(cursor, parts: 2)
-            guard let millis = Int64(parts[0]) else {
-                throw APIError.invalid("cursor", "is not a cursor this API returned")
-            }
-            let at = Value.date(Timestamp(milliseconds: millis))
-            filter["$or"] = [
-                ["updatedAt": ["$lt": at]],
-                ["updatedAt": at, "sessionId": ["$lt": .string(parts[1])]],
-            ]
-        }
-        var page = try sessions.find(
-            filter, sort: ["updatedAt": -1, "sessionId": -1], limit: limit + 1,
+        let order = NewestFirst(idField: "sessionId")
+        try order.apply(cursor: try query.string("cursor", maxLength: 600), to: &filter)
+        let found = try sessions.find(
+            filter, sort: order.sort, limit: limit + 1,
             projection: ["sessionId": 1, "name": 1, "agentId": 1, "stats": 1, "updatedAt": 1])
-        var next: Value = .null
-        if page.count > limit {
-            page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["updatedAt"]?.lenientDate,
-                let id = last["sessionId"]?.stringValue
-            {
-                next = .string(PageCursor.encode([String(at.milliseconds), id]))
-            }
-        }
+        let (page, next) = order.page(found, limit: limit)
         let names = try agentNames(page.compactMap { $0["agentId"]?.objectIdValue })
         let items: [Value] = page.map { session in
             let agent = session["agentId"]?.objectIdValue

@@ -36,7 +36,7 @@ struct AgentHandlers: Sendable {
             // `$in`, not equality: on the stand-in, equality on an indexed array matches nothing.
             filter["tags"] = ["$in": [.string(tag)]]
         }
-        if let cursor = try query.string("cursor", maxLength: 400) {
+        if let cursor = try query.string("cursor", maxLength: 600) {
             let parts = try PageCursor.decode(cursor, parts: 2)
             filter["$or"] = [
                 ["name": ["$gt": .string(parts[0])]],

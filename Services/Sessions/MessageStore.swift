@@ -197,7 +197,7 @@ struct MessageStore: Sendable {
         let limit = try query.limit(fallback: 50)
         var bucket: Int64 = 0
         var offset = 0
-        if let cursor = try query.string("cursor", maxLength: 400) {
+        if let cursor = try query.string("cursor", maxLength: 600) {
             let parts = try PageCursor.decode(cursor, parts: 2)
             guard let b = Int64(parts[0]), let o = Int(parts[1]), b >= 0, o >= 0 else {
                 throw APIError.invalid("cursor", "is not a cursor this API returned")

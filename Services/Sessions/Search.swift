@@ -44,7 +44,7 @@ struct MessageSearch: Sendable {
         let limit = try query.limit()
         var position = 0
         var skipHits = 0
-        if let cursor = try query.string("cursor", maxLength: 400) {
+        if let cursor = try query.string("cursor", maxLength: 600) {
             let parts = try PageCursor.decode(cursor, parts: 2)
             guard let doc = Int(parts[0]), let hit = Int(parts[1]), doc >= 0, hit >= 0 else {
                 throw APIError.invalid("cursor", "is not a cursor this API returned")

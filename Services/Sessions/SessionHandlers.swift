@@ -9,11 +9,14 @@ struct SessionHandlers: Sendable {
     let messages: MessageStore
     let agents: MongoCollection
 
-    /// A session may only name an agent of the catalog that is active.
+    /// A session may only name an agent of the catalog that is active and public.
     func checkAgent(_ agentId: ObjectId?) throws {
         guard let agentId else { return }
-        guard try agents.exists(["_id": .objectId(agentId), "isActive": true]) else {
-            throw APIError.invalid("agentId", "names no active agent")
+        let usable: Document = [
+            "_id": .objectId(agentId), "isActive": true, "isPublic": true, "deletedAt": ["$exists": false],
+        ]
+        guard try agents.exists(usable) else {
+            throw APIError.invalid("agentId", "names no active public agent")
         }
     }
 
@@ -166,29 +169,11 @@ struct SessionHandlers: Sendable {
         if let archived = try query.flag("isArchived") { filter["isArchived"] = .bool(archived) }
         if let tag = try query.string("tag", maxLength: SessionRules.tagMax) { filter["tags"] = ["$in": [.string(tag)]] }
         if let agent = try query.objectId("agentId") { filter["agentId"] = .objectId(agent) }
-        if let cursor = try query.string("cursor", maxLength: 400) {
-            let parts = try PageCursor.decode(cursor, parts: 2)
-            guard let millis = Int64(parts[0]) else {
-                throw APIError.invalid("cursor", "is not a cursor this API returned")
-            }
-            let at = Value.date(Timestamp(milliseconds: millis))
-            filter["$or"] = [
-                ["updatedAt": ["$lt": at]],
-                ["updatedAt": at, "sessionId": ["$lt": .string(parts[1])]],
-            ]
-        }
-        var page = try sessions.find(
-            filter, sort: ["updatedAt": -1, "sessionId": -1], limit: limit + 1,
-            projection: SessionHandlers.publicProjection)
-        var next: Value = .null
-        if page.count > limit {
-            page.removeLast(page.count - limit)
-            if let last = page.last, let at = last["updatedAt"]?.dateValue,
-                let id = last["sessionId"]?.stringValue
-            {
-                next = .string(PageCursor.encode([String(at.milliseconds), id]))
-            }
-        }
+        let order = NewestFirst(idField: "sessionId")
+        try order.apply(cursor: try query.string("cursor", maxLength: 600), to: &filter)
+        let found = try sessions.find(
+            filter, sort: order.sort, limit: limit + 1, projection: SessionHandlers.publicProjection)
+        let (page, next) = order.page(found, limit: limit)
         return Reply(status: 200, ["items": .array(page.map { .document($0) }), "nextCursor": next])
     }
 }

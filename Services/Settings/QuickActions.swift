@@ -156,7 +156,7 @@ struct QuickActionHandlers: Sendable {
             filter["category"] = .string(category)
         }
         var conditions: [Value] = [["$or": QuickActionRules.visible(to: user)]]
-        if let cursor = try query.string("cursor", maxLength: 400) {
+        if let cursor = try query.string("cursor", maxLength: 600) {
             conditions.append(try after(cursor, sort: sort))
         }
         filter["$and"] = .array(conditions)

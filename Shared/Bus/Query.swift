@@ -1,4 +1,5 @@
 import Core
+import JSONKit
 import Foundation
 
 /// Reads query parameters strictly: unknown names, bad numbers and bad flags are 400s.
@@ -49,25 +50,68 @@ public struct QueryReader {
     }
 }
 
-/// Opaque page cursors: base64url of a few `|`-separated parts.
+/// Opaque page cursors: base64url of a JSON array of strings, so any text fits in a part.
 public enum PageCursor {
     public static func encode(_ parts: [String]) -> String {
-        Data(parts.joined(separator: "|").utf8).base64EncodedString()
+        let json = JSONWriter.bytes(.array(parts.map { .string($0) }))
+        return Data(json).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
     public static func decode(_ text: String, parts count: Int) throws(APIError) -> [String] {
+        let refused = APIError.invalid("cursor", "is not a cursor this API returned")
         var base = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base.count % 4 != 0 { base += "=" }
-        guard text.count <= 400, let data = Data(base64Encoded: base),
-            let decoded = String(data: data, encoding: .utf8)
-        else { throw APIError.invalid("cursor", "is not a cursor this API returned") }
-        let parts = decoded.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == count else {
+        guard text.count <= 600, let data = Data(base64Encoded: base),
+            case .array(let items)? = try? JSONParser.parse(Array(data)), items.count == count
+        else { throw refused }
+        let parts = items.compactMap(\.stringValue)
+        guard parts.count == count else { throw refused }
+        return parts
+    }
+}
+
+/// Keyset pages newest first: a date field descending, a unique id field breaking ties. The
+/// cursor names the last item returned, so items never repeat or go missing between pages.
+public struct NewestFirst: Sendable {
+    public let dateField: String
+    public let idField: String
+
+    /// Dates a cursor may carry: years 1970 to 9999.
+    static let dateRange: ClosedRange<Int64> = 0...253_402_300_799_999
+
+    public init(dateField: String = "updatedAt", idField: String) {
+        self.dateField = dateField
+        self.idField = idField
+    }
+
+    public var sort: Document { [dateField: -1, idField: -1] }
+
+    /// Adds "after the cursor" to the filter (wrapped in `$and` with what is there).
+    public func apply(cursor: String?, to filter: inout Document) throws(APIError) {
+        guard let cursor else { return }
+        let parts = try PageCursor.decode(cursor, parts: 2)
+        guard let millis = Int64(parts[0]), NewestFirst.dateRange.contains(millis) else {
             throw APIError.invalid("cursor", "is not a cursor this API returned")
         }
-        return parts
+        let at = Value.date(Timestamp(milliseconds: millis))
+        let after: Value = [
+            "$or": [
+                [dateField: ["$lt": at]],
+                [dateField: at, idField: ["$lt": .string(parts[1])]],
+            ]
+        ]
+        filter["$and"] = .array((filter["$and"]?.arrayValue ?? []) + [after])
+    }
+
+    /// Cuts a page fetched with `limit + 1` to `limit` and makes the next cursor, or null.
+    public func page(_ documents: [Document], limit: Int) -> (items: [Document], next: Value) {
+        guard documents.count > limit else { return (documents, .null) }
+        let items = Array(documents.prefix(limit))
+        guard let last = items.last, let at = last[dateField]?.dateValue, let id = last[idField]?.stringValue
+        else { return (items, .null) }
+        return (items, .string(PageCursor.encode([String(at.milliseconds), id])))
     }
 }
 

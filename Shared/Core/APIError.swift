@@ -26,7 +26,9 @@ public struct APIError: Error, Sendable, Equatable {
     }
 
     public static func validation(_ details: [FieldError]) -> APIError {
-        let fields = details.map(\.field).joined(separator: ", ")
+        var names: [String] = []
+        for detail in details where !names.contains(detail.field) { names.append(detail.field) }
+        let fields = names.joined(separator: ", ")
         return APIError(
             status: 400, code: "validation_failed",
             message: "invalid value for: \(fields)", details: details)

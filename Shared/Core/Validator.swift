@@ -39,7 +39,7 @@ public struct Validator {
             fail(key, "must be a string")
             return nil
         }
-        if !allowEmpty, text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) {
+        if !allowEmpty, text.unicodeScalars.allSatisfy(Validator.isBlank) {
             fail(key, "must not be empty")
             return nil
         }
@@ -148,6 +148,15 @@ public struct Validator {
             return nil
         }
         return doc
+    }
+
+    /// White space, control characters and invisible format characters (such as U+200B): a
+    /// required string made only of these is empty.
+    static func isBlank(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator: return true
+        default: return scalar.properties.isWhitespace
+        }
     }
 
     /// Throws a 400 naming every field that failed.

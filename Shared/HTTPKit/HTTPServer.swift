@@ -123,6 +123,8 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
                 MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(32 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
+                MHD_OPTION.UNESCAPE_CALLBACK.rawValue, unsafeBitCast(unescape, to: OpaquePointer.self),
+                OpaquePointer(me),
                 MHD_OPTION.END.rawValue,
             ]
             return withVaList(args) { list in
@@ -297,6 +299,19 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         guard let response = context.takeResponse() else { return .YES }
         return server.queue(response, on: connection)
     }
+}
+
+/// libmicrohttpd's own percent-decoding, except for text holding `%00`: decoded, the NUL would
+/// end the C string early and `/sessions/S%00/messages` would reach the route of `/sessions/S`.
+/// Left encoded, such an id names nothing (404).
+private typealias Unescaper = @convention(c) (
+    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?
+) -> Int
+
+private let unescape: Unescaper = { _, _, text in
+    guard let text else { return 0 }
+    if strstr(text, "%00") != nil { return strlen(text) }
+    return MHD_http_unescape(text)
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { _, _, connectionState, _ in

@@ -1,11 +1,14 @@
 import Core
 
-/// Rewrites `{field: ObjectId}` as `{field: {$in: [ObjectId]}}`, which means the same on
-/// MongoDB. Works around nx-27017 0.8.1, whose plain equality on a non-`_id` ObjectId field
-/// matches nothing.
+/// Rewrites filters into forms that mean the same on MongoDB and that the stand-in
+/// (nx-27017 0.8.1) also evaluates right:
+/// - `{field: ObjectId}` becomes `{field: {$in: [ObjectId]}}`: plain equality on a non-`_id`
+///   ObjectId field matches nothing there.
+/// - `{a: 1, $or: [...]}` becomes `{$and: [{a: 1}, {$or: [...]}]}`: next to other fields, the
+///   stand-in lets an `$or` branch match documents that fail the other fields.
 enum FilterCompat {
     static func rewrite(_ filter: Document) -> Document {
-        Document(
+        let rewritten = Document(
             filter.pairs.map { pair -> (String, Value) in
                 switch (pair.key, pair.value) {
                 case ("_id", _):
@@ -20,5 +23,8 @@ enum FilterCompat {
                     return (pair.key, pair.value)
                 }
             })
+        guard let or = rewritten["$or"], rewritten.count > 1 else { return rewritten }
+        let rest = rewritten.removing(["$or"])
+        return ["$and": [.document(rest), .document(["$or": or])]]
     }
 }
