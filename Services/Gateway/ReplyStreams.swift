@@ -199,6 +199,8 @@ final class ReplyStream: @unchecked Sendable {
 /// Reads the chunk streams of every streamed request of this gateway with one `XREAD` on one
 /// connection and one thread, and hands the entries to their requests. The thread starts with
 /// the first streamed request and sleeps while there is none.
+// TODO: one XREAD names every open stream; thousands per gateway would want several relays.
+// TODO: at shutdown the gateway waits REQUEST_TIMEOUT_MS, not RESPOND_TIMEOUT_MS, for replies.
 final class ReplyStreamRelay: @unchecked Sendable {
     static let readCount = 256
     static let blockMs = 50

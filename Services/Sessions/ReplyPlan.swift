@@ -18,6 +18,8 @@ struct ReplyPlan: Sendable {
         let source: String
     }
 
+    // TODO: settings.mode (professional, fast, coding, ...) changes neither prompt nor model yet.
+    // TODO: attachments are stored with the message but not sent to the model.
     let steps: [Step]
     let system: String?
     let temperature: Double?
@@ -91,6 +93,7 @@ struct ReplyPlan: Sendable {
 }
 
 /// Token counts without a tokenizer: a quarter of the UTF-8 bytes, rounded up.
+// TODO: a tokenizer per model family for the context window; the estimate can be off by 2x.
 enum TokenEstimate {
     static func of(_ text: String) -> Int { (text.utf8.count + 3) / 4 }
 }

@@ -85,6 +85,7 @@ struct Responder: Sendable {
         let stored = try messages.store(
             message, size: (content ?? "").utf8.count + 256, tokens: tokens, durationMs: 0,
             sessionId: sessionId, user: user, session: session)
+        // TODO: a re-run of the command (redelivery, MongoDB retry) publishes its events again.
         publisher?.publish("message", stored)
 
         let replyId = "\(messageId)-reply"

@@ -177,6 +177,7 @@ final class StreamedAnswer: @unchecked Sendable {
 /// Sends a streaming request with the retry rules of `RetryingCaller`, as long as nothing of
 /// the answer was handed over yet: 429 (honouring a `Retry-After` that fits), 5xx and
 /// connection failures are retried; a timeout or another 4xx ends the call.
+// TODO: an idle timeout for streamed answers; `timeoutMs` bounds the whole answer as it is.
 struct StreamingCaller {
     let provider: String
     let config: HTTPProviderConfig

@@ -27,6 +27,7 @@ public struct OpenAICompatibleProvider: ChatProvider {
         var body: Document = [
             "model": .string(model), "messages": .array(messages), "stream": .bool(stream),
         ]
+        // TODO: a switch per provider for servers that refuse `stream_options` (none seen yet).
         if stream { body["stream_options"] = ["include_usage": true] }
         if let temperature = request.temperature { body["temperature"] = .double(temperature) }
         body["max_tokens"] = .int64(Int64(request.maxTokens ?? config.maxOutputTokens))
