@@ -141,13 +141,17 @@ struct ProviderChain: Sendable {
             } catch {
                 let attempt = ChainAttempt(
                     provider: step.provider, model: model, outcome: .failed,
-                    reason: error.message, status: error.status,
+                    reason: ProviderChain.redact(error.message, entry.config?.apiKey),
+                    status: error.status,
                     durationMs: Int(Timestamp.now().milliseconds - callStarted),
                     requests: error.attempts)
                 attempts.append(attempt)
                 logger.info(
                     "provider failed",
-                    [.type: "\(step.provider)/\(model)", .error: error.description])
+                    [
+                        .type: "\(step.provider)/\(model)",
+                        .error: ProviderChain.redact(error.description, entry.config?.apiKey),
+                    ])
                 if progress.started { sink?.reset(attempt) }
                 if !ProviderChain.movesOn(error) {
                     return .failure(
@@ -171,6 +175,13 @@ struct ProviderChain: Sendable {
         case .rejected: return [401, 403, 404, 408].contains(error.status ?? 0)
         default: return false
         }
+    }
+
+    /// A provider's error text with our key blotted out, should it quote it back: attempts are
+    /// stored and shown to the client, and logs must not hold keys either.
+    static func redact(_ text: String, _ key: String?) -> String {
+        guard let key, key.utf8.count >= 4 else { return text }
+        return text.replacingOccurrences(of: key, with: "***")
     }
 
     /// No provider of the chain is configured: the offline provider answers.
