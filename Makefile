@@ -14,6 +14,7 @@ test: deps
 	swift build
 	swift build --build-tests
 	swift test --skip-build
+	QUICK=1 bench/run.sh
 
 demo:
 	scripts/demo.sh
