@@ -15,6 +15,7 @@ test: deps
 	swift build --build-tests
 	swift test --skip-build
 	scripts/contract-test.sh
+	QUICK=1 bench/run.sh
 
 # Rewrites openapi.json and the copy the gateway embeds, from scripts/openapi.py.
 openapi:

@@ -44,7 +44,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "Sessions",
-            dependencies: ["Core", "JSONKit", "MongoKit", "Bus"],
+            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus", "Providers"],
             path: "Services/Sessions"
         ),
         .executableTarget(

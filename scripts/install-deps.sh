@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(pkg-config libhiredis-dev libmongoc-dev libbson-dev libmicrohttpd-dev libjansson-dev
           libssl-dev libcrypt-dev libzip-dev libcurl4-openssl-dev redis-server redis-tools curl
-          python3-venv chromium)
+          python3-venv chromium wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

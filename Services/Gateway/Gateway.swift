@@ -50,6 +50,8 @@ final class Gateway: @unchecked Sendable {
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
     private let verified = Mutex<[String: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
+    /// Relays streamed replies from Redis to their clients (`ReplyStreams.swift`).
+    let relay: ReplyStreamRelay
 
     init(config: GatewayConfig, logger: Logger) {
         self.config = config
@@ -60,6 +62,8 @@ final class Gateway: @unchecked Sendable {
             maxBacklog: config.streamMaxBacklog)
         jwt = JWT(secret: config.jwtSecret)
         probe = Mutex(RedisConnection(address: address, timeoutMs: 1000))
+        relay = ReplyStreamRelay(
+            address: address, logger: logger, heartbeatMs: config.sseHeartbeatMs)
     }
 
     /// CORS headers for an allowed `Origin` (CORS is off unless `CORS_ORIGINS` lists origins).
@@ -171,10 +175,12 @@ final class Gateway: @unchecked Sendable {
 
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
+        let long = longRunning(route, request, body)
         var command = Command(
-            id: commandId, requestId: Crypto.fastRandomHex(12), type: route.type, userId: claims?.userId, role: claims?.role ?? "user",
+            id: commandId, requestId: Crypto.fastRandomHex(12), type: long?.type ?? route.type,
+            userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
-            deadline: now + Int64(config.requestTimeoutMs))
+            deadline: now + Int64(long == nil ? config.requestTimeoutMs : config.respondTimeoutMs))
         command.keyed = request.header("idempotency-key") != nil && request.method != "GET"
         let logger = self.logger
         var limit: BusClient.RateLimit?
@@ -182,7 +188,11 @@ final class Gateway: @unchecked Sendable {
             limit = BusClient.RateLimit(
                 key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit, windowMs: config.writeWindowMs)
         }
-        bus.submit(command, to: route.service, limit: limit) { reply in
+        if let long, long.streamed {
+            command.chunkKey = ReplyChunks.key(command.requestId)
+            return streamReply(command, to: long.service, limit: limit, responder)
+        }
+        bus.submit(command, to: long?.service ?? route.service, limit: limit) { reply in
             guard let reply else {
                 logger.info("request timed out", [.command: commandId, .route: route.type])
                 return responder.respond(.error(.timeout()))

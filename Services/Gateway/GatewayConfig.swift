@@ -9,6 +9,10 @@ struct GatewayConfig {
     let jwtSecret: String
     let usingDevelopmentSecret: Bool
     let requestTimeoutMs: Int
+    /// `RESPOND_TIMEOUT_MS`: the deadline of long-running requests (`respond: true`).
+    let respondTimeoutMs: Int
+    /// `SSE_HEARTBEAT_MS`: a comment line on a quiet event stream this often.
+    let sseHeartbeatMs: Int
     let maxBodyBytes: Int
     let maxUploadBytes: Int
     let httpThreads: Int
@@ -30,6 +34,8 @@ struct GatewayConfig {
         usingDevelopmentSecret = secret.isEmpty
         jwtSecret = secret.isEmpty ? GatewayConfig.developmentSecret : secret
         requestTimeoutMs = max(100, env.int("REQUEST_TIMEOUT_MS", 5000))
+        respondTimeoutMs = max(requestTimeoutMs, env.int("RESPOND_TIMEOUT_MS", 60_000))
+        sseHeartbeatMs = max(1000, env.int("SSE_HEARTBEAT_MS", 10_000))
         maxBodyBytes = max(1024, env.int("MAX_BODY_BYTES", 1 << 20))
         maxUploadBytes = max(maxBodyBytes, env.int("MAX_UPLOAD_BYTES", 6 << 20))
         httpThreads = max(1, env.int("HTTP_THREADS", 2))
@@ -46,7 +52,8 @@ struct GatewayConfig {
     /// The settings for the start-up log line, the secret masked.
     var summary: String {
         "host=\(host) port=\(port) redis=\(redisURL) jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
-            + " requestTimeoutMs=\(requestTimeoutMs) maxBodyBytes=\(maxBodyBytes) maxUploadBytes=\(maxUploadBytes)"
+            + " requestTimeoutMs=\(requestTimeoutMs) respondTimeoutMs=\(respondTimeoutMs)"
+            + " maxBodyBytes=\(maxBodyBytes) maxUploadBytes=\(maxUploadBytes)"
             + " httpThreads=\(httpThreads)"
             + " gatewayId=\(gatewayId) writeLimit=\(writeLimit)/\(writeWindowMs)ms"
             + " cors=\(corsOrigins.isEmpty ? "off" : corsOrigins.joined(separator: ","))"

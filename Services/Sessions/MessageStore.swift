@@ -11,7 +11,8 @@ struct MessageStore: Sendable {
     let sessions: MongoCollection
     let interactions: MongoCollection
 
-    static let allowed: Set<String> = ["role", "content", "attachments", "tokens"]
+    /// `respond: true` asks for the assistant's answer too (`Responder`).
+    static let allowed: Set<String> = ["role", "content", "attachments", "tokens", "respond"]
 
     func append(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
@@ -21,6 +22,7 @@ struct MessageStore: Sendable {
         let role = check.oneOf("role", SessionRules.roles, required: true)
         let content = check.string("content", required: true)
         let tokens = check.integer("tokens", min: 0, max: SessionRules.tokensMax) ?? 0
+        _ = check.bool("respond")
         var attachments: [Value] = []
         if let value = body["attachments"] {
             if case .array(let items) = value, items.count <= SessionRules.attachmentsMax {
@@ -77,9 +79,10 @@ struct MessageStore: Sendable {
     /// Pushes into the newest open bucket (first trying the one the session's count points
     /// at), or opens the next one; retried when racing. Returns the stored message instead when
     /// this message id is already there.
-    private func push(_ message: Document, size: Int, tokens: Int64, into target: Target, now: Timestamp) throws
-        -> Document?
-    {
+    func push(
+        _ message: Document, size: Int, tokens: Int64, durationMs: Int64 = 0, into target: Target,
+        now: Timestamp
+    ) throws -> Document? {
         let messageId = message["messageId"] ?? .null
         var candidate = target.guess
         for _ in 0..<20 {
@@ -96,6 +99,7 @@ struct MessageStore: Sendable {
                         "$inc": [
                             "metrics.turnCount": 1, "metrics.totalTokens": .int64(tokens),
                             "metrics.contentBytes": .int64(Int64(size)),
+                            "metrics.durationMs": .int64(durationMs),
                         ],
                         "$set": ["updatedAt": .date(now)],
                     ])
@@ -115,7 +119,10 @@ struct MessageStore: Sendable {
             }
             let next = (newestNumber ?? -1) + 1
             do {
-                try interactions.insertOne(bucketDocument(next, message, size: size, tokens: tokens, target, now))
+                try interactions.insertOne(
+                    bucketDocument(
+                        next, message, size: size, tokens: tokens, durationMs: durationMs, target,
+                        now))
                 return nil
             } catch {
                 if error.kind != .duplicateKey { throw error }
@@ -126,7 +133,8 @@ struct MessageStore: Sendable {
     }
 
     private func bucketDocument(
-        _ number: Int64, _ message: Document, size: Int, tokens: Int64, _ target: Target, _ now: Timestamp
+        _ number: Int64, _ message: Document, size: Int, tokens: Int64, durationMs: Int64,
+        _ target: Target, _ now: Timestamp
     ) -> Document {
         var doc: Document = [
             "_id": .objectId(ObjectId()), "conversationId": .string(target.sessionId),
@@ -139,7 +147,8 @@ struct MessageStore: Sendable {
         doc["messageIds"] = [message["messageId"] ?? .null]
         doc["summary"] = ["keywords": [], "actionItems": []]
         doc["metrics"] = [
-            "totalTokens": .int64(tokens), "durationMs": 0, "turnCount": 1, "contentBytes": .int64(Int64(size)),
+            "totalTokens": .int64(tokens), "durationMs": .int64(durationMs), "turnCount": 1,
+            "contentBytes": .int64(Int64(size)),
         ]
         doc["status"] = "active"
         doc["metadata"] = ["tags": [], "priority": "medium"]
@@ -149,7 +158,7 @@ struct MessageStore: Sendable {
         return doc
     }
 
-    private func find(_ messageId: String, sessionId: String, user: ObjectId) throws -> Document? {
+    func find(_ messageId: String, sessionId: String, user: ObjectId) throws -> Document? {
         guard
             let bucket = try interactions.findOne([
                 "conversationId": .string(sessionId), "userId": .objectId(user),

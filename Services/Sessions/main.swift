@@ -39,6 +39,12 @@ let interactions = pool.collection("chatinteractions")
 let messages = MessageStore(sessions: sessions, interactions: interactions)
 let handlers = SessionHandlers(
     sessions: sessions, interactions: interactions, messages: messages, agents: pool.collection("agents"))
+let replyConfig = ReplyConfig(environment)
+logger.info("replies", [.url: replyConfig.summary])
+let responder = Responder(
+    sessions: sessions, interactions: interactions, agents: pool.collection("agents"),
+    messages: messages, config: replyConfig,
+    chain: ProviderChain(config: replyConfig, logger: logger), logger: logger)
 
 let runner = ServiceRunner(
     service: "sessions", config: busConfig, logger: logger, ledger: ledger,
@@ -50,8 +56,12 @@ let runner = ServiceRunner(
         "sessions.update": Handler(mutating: true, idempotent: true, handlers.update),
         "sessions.delete": Handler(mutating: true, handlers.delete),
         "messages.list": Handler(mutating: false, messages.list),
-        "messages.append": Handler(mutating: true, idempotent: true, messages.append),
+        "messages.append": Handler(mutating: true, idempotent: true, responder.appendOrRespond),
     ].merging(agentModule.handlers) { current, _ in current })
 agentModule.startEvents(config: busConfig)
+let respondRunner = RespondRunner.start(
+    responder: responder, config: replyConfig, bus: busConfig, environment: environment,
+    ledger: ledger, logger: logger)
 runner.run()
+respondRunner.stop()
 exit(0)

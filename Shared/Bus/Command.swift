@@ -27,6 +27,9 @@ public struct Command: Sendable {
     public let deadline: Int64
     /// True when the client sent an `Idempotency-Key` (the id is then derived from it).
     public var keyed = false
+    /// Where the service publishes the reply's chunks while it works (`ReplyChunks.key`), when
+    /// the client asked for a streamed answer.
+    public var chunkKey: String?
     public var streamId: String = ""
 
     public init(
@@ -53,7 +56,7 @@ public struct Command: Sendable {
             "params", RedisArgument(JSONWriter.bytes(.document(paramsDoc))),
             "body", RedisArgument(body), "reply", RedisArgument(replyKey),
             "deadline", RedisArgument(deadline), "keyed", keyed ? "1" : "0",
-        ]
+        ] + (chunkKey.map { ["chunks", RedisArgument($0)] } ?? [])
     }
 
     /// Decodes an entry read from a stream; nil when it is not a command.
@@ -78,6 +81,7 @@ public struct Command: Sendable {
             replyKey: reply, deadline: deadline)
         self.streamId = streamId
         self.keyed = text("keyed") == "1"
+        self.chunkKey = text("chunks")
     }
 
     /// The caller's id; commands on authenticated routes always carry one.

@@ -7,10 +7,12 @@ public struct Route: Sendable {
     public let authenticated: Bool
     /// Bodies up to the gateway's `MAX_UPLOAD_BYTES` instead of `MAX_BODY_BYTES` (file uploads).
     public let largeBody: Bool
+    /// A long-running variant of the route, chosen by a flag in the body.
+    public let longRunning: LongRunning?
 
     public init(
         _ method: String, _ path: String, _ service: String, _ type: String, auth: Bool = true,
-        largeBody: Bool = false
+        largeBody: Bool = false, longRunning: LongRunning? = nil
     ) {
         self.method = method
         self.segments = path.split(separator: "/").map(String.init)
@@ -18,6 +20,22 @@ public struct Route: Sendable {
         self.type = type
         self.authenticated = auth
         self.largeBody = largeBody
+        self.longRunning = longRunning
+    }
+
+    /// A request whose body has `"<flag>": true` goes as `type` to `service`'s own stream,
+    /// with the gateway's long deadline (`RESPOND_TIMEOUT_MS`), and may be streamed as
+    /// Server-Sent Events when the client accepts `text/event-stream`.
+    public struct LongRunning: Sendable {
+        public let flag: String
+        public let service: String
+        public let type: String
+
+        public init(flag: String, service: String, type: String) {
+            self.flag = flag
+            self.service = service
+            self.type = type
+        }
     }
 
     /// The path parameters when the path fits this route's pattern.
@@ -50,7 +68,10 @@ public enum Routes {
         Route("PUT", "/api/chat/sessions/:id", "sessions", "sessions.update"),
         Route("DELETE", "/api/chat/sessions/:id", "sessions", "sessions.delete"),
         Route("GET", "/api/chat/sessions/:id/messages", "sessions", "messages.list"),
-        Route("POST", "/api/chat/sessions/:id/messages", "sessions", "messages.append"),
+        Route(
+            "POST", "/api/chat/sessions/:id/messages", "sessions", "messages.append",
+            longRunning: .init(
+                flag: "respond", service: "sessions-respond", type: "messages.respond")),
     ]
 
     /// The services the gateway routes to.

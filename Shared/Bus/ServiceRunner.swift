@@ -16,6 +16,9 @@ public struct BusConfig: Sendable {
     public let consumerIdleLimitMs: Int
     public let metricsPort: Int
     public let consumer: String
+    /// Commands read ahead per worker (the local queue holds `workers` times this); 1 for slow
+    /// commands, so that few wait in this process while other replicas could take them.
+    public var queuePerWorker = 8
 
     public init(service: String, environment env: Environment = Environment()) {
         redis = RedisAddress(url: env.string("REDIS_URL", "redis://127.0.0.1:6379"))
@@ -212,7 +215,7 @@ public final class ServiceRunner: @unchecked Sendable {
     private let readerDone = Atomic<Bool>(false)
     private let workersLeft = Atomic<Int>(0)
 
-    private var queueCapacity: Int { config.workers * 8 }
+    private var queueCapacity: Int { config.workers * config.queuePerWorker }
 
     func enqueue(_ commands: [Command]) {
         jobs.withLock { $0 += commands }

@@ -29,11 +29,22 @@ public struct HTTPResponse: Sendable {
     public let status: Int
     public var headers: [(String, String)]
     public let body: [UInt8]
+    /// When set, the body is this stream (chunked, written while it is sent) and `body` is unused.
+    public var stream: HTTPBodyStream?
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8]) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A response whose body is written later through `stream`.
+    public static func streaming(
+        _ status: Int, headers: [(String, String)], stream: HTTPBodyStream
+    ) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers, body: [])
+        response.stream = stream
+        return response
     }
 
     public static func json(_ status: Int, _ body: [UInt8]) -> HTTPResponse {
@@ -138,9 +149,15 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     fileprivate func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
-        let made = response.body.withUnsafeBytes { raw -> OpaquePointer? in
-            MHD_create_response_from_buffer(
-                raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), .RESPMEM_MUST_COPY)
+        let made: OpaquePointer?
+        if let stream = response.stream {
+            made = HTTPBodyStream.makeResponse(stream, connection: connection)
+        } else {
+            made = response.body.withUnsafeBytes { raw -> OpaquePointer? in
+                MHD_create_response_from_buffer(
+                    raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress),
+                    .RESPMEM_MUST_COPY)
+            }
         }
         guard let made else { return .NO }
         defer { MHD_destroy_response(made) }

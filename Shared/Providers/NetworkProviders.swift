@@ -4,9 +4,8 @@ import JSONKit
 
 /// The chat completions protocol that OpenAI, Mistral, Groq, xAI and local servers
 /// (llama.cpp, vLLM, Ollama) share: `POST {baseURL}/chat/completions` with a bearer key.
-/// `baseURL` includes the version, e.g. `https://api.openai.com/v1`.
-// TODO: streamed answers (`stream: true`, SSE) for chat replies; `HTTPTransport.send(onChunk:)`
-// already hands over the body as it arrives.
+/// `baseURL` includes the version, e.g. `https://api.openai.com/v1`. Streamed answers:
+/// `ChatStreaming.swift`.
 public struct OpenAICompatibleProvider: ChatProvider {
     public let name = "openai-compatible"
     public let config: HTTPProviderConfig
@@ -15,8 +14,8 @@ public struct OpenAICompatibleProvider: ChatProvider {
 
     public var defaultModel: String { config.model }
 
-    public func complete(_ request: ChatRequest) throws(ProviderError) -> ChatCompletion {
-        let started = Timestamp.now().milliseconds
+    /// The request body; `stream` asks for Server-Sent Events with the usage at the end.
+    func body(_ request: ChatRequest, stream: Bool) -> Document {
         let model = request.model ?? config.model
         var messages: [Value] = []
         if let system = request.system {
@@ -26,12 +25,23 @@ public struct OpenAICompatibleProvider: ChatProvider {
             messages.append(["role": .string(message.role), "content": .string(message.content)])
         }
         var body: Document = [
-            "model": .string(model), "messages": .array(messages), "stream": false,
+            "model": .string(model), "messages": .array(messages), "stream": .bool(stream),
         ]
+        // TODO: a switch per provider for servers that refuse `stream_options` (none seen yet).
+        if stream { body["stream_options"] = ["include_usage": true] }
         if let temperature = request.temperature { body["temperature"] = .double(temperature) }
         body["max_tokens"] = .int64(Int64(request.maxTokens ?? config.maxOutputTokens))
-        var headers: [(String, String)] = []
-        if !config.apiKey.isEmpty { headers.append(("Authorization", "Bearer \(config.apiKey)")) }
+        return body
+    }
+
+    var headers: [(String, String)] {
+        config.apiKey.isEmpty ? [] : [("Authorization", "Bearer \(config.apiKey)")]
+    }
+
+    public func complete(_ request: ChatRequest) throws(ProviderError) -> ChatCompletion {
+        let started = Timestamp.now().milliseconds
+        let model = request.model ?? config.model
+        let body = body(request, stream: false)
         let caller = RetryingCaller(
             provider: name, config: config, errorMessage: ProviderJSON.errorMessage)
         let (answer, attempts) = try caller.post(
@@ -71,8 +81,8 @@ public struct AnthropicProvider: ChatProvider {
 
     public var defaultModel: String { config.model }
 
-    public func complete(_ request: ChatRequest) throws(ProviderError) -> ChatCompletion {
-        let started = Timestamp.now().milliseconds
+    /// The request body; `stream` asks for the messages API's Server-Sent Events.
+    func body(_ request: ChatRequest, stream: Bool) -> Document {
         let model = request.model ?? config.model
         // The API takes the system prompt apart and wants the conversation to open with the user.
         var system = request.system.map { [$0] } ?? []
@@ -93,9 +103,18 @@ public struct AnthropicProvider: ChatProvider {
         if let temperature = request.temperature {
             body["temperature"] = .double(min(1, temperature))
         }
-        let headers = [
-            ("x-api-key", config.apiKey), ("anthropic-version", AnthropicProvider.apiVersion),
-        ]
+        if stream { body["stream"] = true }
+        return body
+    }
+
+    var headers: [(String, String)] {
+        [("x-api-key", config.apiKey), ("anthropic-version", AnthropicProvider.apiVersion)]
+    }
+
+    public func complete(_ request: ChatRequest) throws(ProviderError) -> ChatCompletion {
+        let started = Timestamp.now().milliseconds
+        let model = request.model ?? config.model
+        let body = body(request, stream: false)
         let caller = RetryingCaller(
             provider: name, config: config, errorMessage: ProviderJSON.errorMessage)
         let (answer, attempts) = try caller.post(

@@ -8,7 +8,7 @@ name is the key its requests are counted under (so each test can use its own key
 
   good        a valid answer holding a site in the documented {"files": [...]} shape
   fenced      the same inside a ```json fence
-  malformed   HTTP 200 whose body is not JSON
+  malformed   HTTP 200 whose body is not JSON (streamed: an event whose data is not JSON)
   badshape    a valid protocol answer whose text is JSON without "files"
   badpath     files with a path that escapes the project ("../../etc/passwd")
   notjson     a valid protocol answer whose text is prose
@@ -20,6 +20,18 @@ name is the key its requests are counted under (so each test can use its own key
   500once     500 the first time, then good
   500always   503 every time
   400         400 with an error message (not to be retried)
+
+Chat replies: a model with a ":chat" part after the behaviour ("good:chat:k1",
+"429once:chat:k2") answers a short text instead of a site: 'Fake <protocol> answer to "<last
+user message>" ...'. Requests with "stream": true get Server-Sent Events in the protocol's
+format (OpenAI chunks ending with "data: [DONE]", usage when stream_options.include_usage;
+Anthropic message_start ... message_stop). Chat-only behaviours:
+
+  nousage     no usage figures in the answer
+  drip        streams word by word, DRIP_MS (150, or the number after "drip-") apart; without
+              streaming, waits as long before answering
+  cutoff      streams two pieces, then drops the connection (no end of stream); without
+              streaming, a body shorter than its Content-Length
 
 GET /_count?key=MODEL answers {"count": n}; GET /_requests?key=MODEL answers the bodies and
 the auth headers received. Usage: fake_model_server.py --port N [--key KEY]
@@ -73,6 +85,20 @@ def answer_text(behaviour, prompt_text):
     if behaviour == "fenced":
         return "```json\n" + text + "\n```", "stop"
     return text, "stop"
+
+
+def chat_text(protocol, request):
+    last = ""
+    for message in request.get("messages", []):
+        if message.get("role") == "user":
+            last = message.get("content", "")
+    return ("Fake " + protocol + " answer to \"" + last + "\". It has several words, so that "
+            "it streams in more than one piece.")
+
+
+def pieces(text):
+    """Word by word, each with the spaces before it; joined they give the text back."""
+    return re.findall(r"\s*\S+", text) or [text]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -143,13 +169,17 @@ class Handler(BaseHTTPRequestHandler):
         if behaviour == "400":
             return self.send_json(400, {"error": {"message": "max_tokens is too large"}})
         if behaviour == "malformed":
-            body = b"{this is not json"
+            streamed = bool(request.get("stream"))
+            body = b"data: {this is not json\n\n" if streamed else b"{this is not json"
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/event-stream" if streamed else "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
             return
+
+        if ":chat" in model:
+            return self.chat(behaviour, model, request, anthropic)
 
         if anthropic:
             prompt_text = "\n".join(m.get("content", "") for m in request.get("messages", []))
@@ -170,6 +200,97 @@ class Handler(BaseHTTPRequestHandler):
                          "finish_reason": finish}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33},
         })
+
+
+    def chat(self, behaviour, model, request, anthropic):
+        protocol = "anthropic" if anthropic else "openai"
+        text = chat_text(protocol, request)
+        usage = behaviour != "nousage"
+        drip = 0.0
+        if behaviour.startswith("drip"):
+            drip = float(behaviour[5:]) / 1000 if behaviour.startswith("drip-") else 0.15
+        if not request.get("stream"):
+            if drip:
+                time.sleep(drip * len(pieces(text)))
+            if behaviour == "cutoff":
+                body = json.dumps({"choices": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) + 100))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if anthropic:
+                answer = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                          "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
+                if usage:
+                    answer["usage"] = {"input_tokens": 111, "output_tokens": 222}
+            else:
+                answer = {"id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                       "finish_reason": "stop"}]}
+                if usage:
+                    answer["usage"] = {"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33}
+            return self.send_json(200, answer)
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+        def event(name, payload):
+            line = ("event: " + name + "\n" if name else "") + "data: " + payload + "\n\n"
+            self.wfile.write(line.encode())
+            self.wfile.flush()
+
+        parts = pieces(text)
+        try:
+            if anthropic:
+                start_usage = {"input_tokens": 111, "output_tokens": 1} if usage else {}
+                event("message_start", json.dumps({"type": "message_start", "message": {
+                    "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                    "content": [], "usage": start_usage}}))
+                event("content_block_start", json.dumps({"type": "content_block_start", "index": 0,
+                                                         "content_block": {"type": "text", "text": ""}}))
+                event("ping", json.dumps({"type": "ping"}))
+            for index, part in enumerate(parts):
+                if behaviour == "cutoff" and index == 2:
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+                if drip:
+                    time.sleep(drip)
+                if anthropic:
+                    event("content_block_delta", json.dumps({
+                        "type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": part}}))
+                else:
+                    event(None, json.dumps({
+                        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
+                        "choices": [{"index": 0, "delta": {"content": part}, "finish_reason": None}]}))
+            if anthropic:
+                event("content_block_stop", json.dumps({"type": "content_block_stop", "index": 0}))
+                delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}
+                if usage:
+                    delta["usage"] = {"output_tokens": 222}
+                event("message_delta", json.dumps(delta))
+                event("message_stop", json.dumps({"type": "message_stop"}))
+            else:
+                event(None, json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                                        "model": model, "choices": [
+                                            {"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+                wants_usage = (request.get("stream_options") or {}).get("include_usage")
+                if usage and wants_usage:
+                    event(None, json.dumps({"id": "chatcmpl-fake", "model": model, "choices": [],
+                                            "usage": {"prompt_tokens": 11, "completion_tokens": 22,
+                                                      "total_tokens": 33}}))
+                event(None, "[DONE]")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
 
 def main():

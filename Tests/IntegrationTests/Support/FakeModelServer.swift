@@ -31,6 +31,8 @@ final class FakeModelServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    var pid: Int32 { process.processIdentifier }
+
     func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
