@@ -220,6 +220,9 @@ schemas["Message"] = out({
     "content": {"type": "string"},
     "attachments": {"type": "array"},
     "tokens": {"type": "integer"},
+    "metadata": {"type": "object", "description": "on assistant replies: provider, model, "
+                 "tokensIn, tokensOut, tokenCount, durationMs, finishReason, inReplyTo, context, "
+                 "attempts"},
     "createdAt": DATE,
     "sessionId": {"type": "string"},
 }, required=["messageId", "role", "content", "attachments", "createdAt", "sessionId"])
@@ -231,7 +234,15 @@ schemas["MessageCreate"] = obj({
     "content": string(min_len=1, pattern=r"\S", desc="any text; stored and returned byte for byte"),
     "attachments": array(ref("FreeJSON"), 20),
     "tokens": integer(0, 10_000_000),
+    "respond": dict(BOOL, description="true: also ask the session's agent for its answer and "
+                    "store it (`role` must be `user`); the answer is `{message, reply}`, or "
+                    "Server-Sent Events with `Accept: text/event-stream`"),
 }, required=["role", "content"])
+schemas["MessageWithReply"] = out({"message": ref("Message"), "reply": ref("Message")},
+                                  required=["message", "reply"],
+                                  desc="`respond: true`: the stored user message and the "
+                                  "stored assistant reply (its `metadata` names the provider, "
+                                  "model, token counts and attempts)")
 schemas["SessionDeleted"] = out({"sessionId": {"type": "string"}, "deleted": {"const": True}},
                                 required=["sessionId", "deleted"])
 
@@ -578,7 +589,11 @@ ERROR_TEXT = {
     413: "the body is larger than the limit (answered before the body is read)",
     414: "the request path is longer than 2048 bytes",
     415: "a body that is not `Content-Type: application/json`",
-    422: "the same `Idempotency-Key` with another body",
+    422: "the same `Idempotency-Key` with another body; or (`respond: true`) a provider refused "
+         "the request (`provider_refused`, each attempt in `details`, the stored user message as "
+         "`message`)",
+    502: "`respond: true`: every provider of the agent's chain failed (`provider_failed`, each "
+         "attempt in `details`, the stored user message as `message`)",
     429: "too many writes (or failed logins); see `Retry-After`",
     503: "Redis or MongoDB unreachable, or the command stream is overloaded",
     504: "no answer before the request deadline",
@@ -734,9 +749,18 @@ operation("delete", "/api/chat/sessions/{id}", "sessions", "Delete a session and
 operation("get", "/api/chat/sessions/{id}/messages", "sessions", "A session's messages",
           ok(200, "oldest first (default limit 50)", page_of(ref("Message"))),
           op_id="listMessages", params=[SID, LIMIT, CURSOR], errors=[400])
+SSE_TEXT = ("`respond: true` with `Accept: text/event-stream`: events `message` (the stored user "
+            "message), `delta` ({text}), `reset` (a provider failed mid-answer: drop the text so "
+            "far), then `done` ({message, reply}) or `error` ({status, error, message})")
 operation("post", "/api/chat/sessions/{id}/messages", "sessions", "Add a message to a session",
-          ok(201, "the stored message", ref("Message")), op_id="appendMessage", params=[SID],
-          body=ref("MessageCreate"), idempotency=True)
+          {201: ("the stored message; with `respond: true`, the message and the agent's reply",
+                 {"anyOf": [ref("Message"), ref("MessageWithReply")]}, J),
+           200: (SSE_TEXT, {"type": "string"}, "text/event-stream")},
+          op_id="appendMessage", params=[SID], body=ref("MessageCreate"), idempotency=True,
+          errors=[502],
+          desc="With `respond: true` the request has the gateway's long deadline "
+               "(`RESPOND_TIMEOUT_MS`); a provider answering after a 504 still has its reply "
+               "stored.")
 
 # agents, analytics, search
 operation("get", "/api/agents", "agents", "Active public agents",

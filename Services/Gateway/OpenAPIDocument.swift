@@ -664,6 +664,7 @@ enum OpenAPIDocument {
           "sessions"
         ],
         "summary": "Add a message to a session",
+        "description": "With `respond: true` the request has the gateway's long deadline (`RESPOND_TIMEOUT_MS`); a provider answering after a 504 still has its reply stored.",
         "parameters": [
           {
             "name": "id",
@@ -689,11 +690,28 @@ enum OpenAPIDocument {
         },
         "responses": {
           "201": {
-            "description": "the stored message",
+            "description": "the stored message; with `respond: true`, the message and the agent's reply",
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Message"
+                  "anyOf": [
+                    {
+                      "$ref": "#/components/schemas/Message"
+                    },
+                    {
+                      "$ref": "#/components/schemas/MessageWithReply"
+                    }
+                  ]
+                }
+              }
+            }
+          },
+          "200": {
+            "description": "`respond: true` with `Accept: text/event-stream`: events `message` (the stored user message), `delta` ({text}), `reset` (a provider failed mid-answer: drop the text so far), then `done` ({message, reply}) or `error` ({status, error, message})",
+            "content": {
+              "text/event-stream": {
+                "schema": {
+                  "type": "string"
                 }
               }
             }
@@ -721,6 +739,9 @@ enum OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/429"
+          },
+          "502": {
+            "$ref": "#/components/responses/502"
           },
           "503": {
             "$ref": "#/components/responses/503"
@@ -3654,6 +3675,10 @@ enum OpenAPIDocument {
           "tokens": {
             "type": "integer"
           },
+          "metadata": {
+            "type": "object",
+            "description": "on assistant replies: provider, model, tokensIn, tokensOut, tokenCount, durationMs, finishReason, inReplyTo, context, attempts"
+          },
           "createdAt": {
             "type": "string",
             "format": "date-time",
@@ -3723,6 +3748,10 @@ enum OpenAPIDocument {
             "type": "integer",
             "minimum": 0,
             "maximum": 10000000
+          },
+          "respond": {
+            "type": "boolean",
+            "description": "true: also ask the session's agent for its answer and store it (`role` must be `user`); the answer is `{message, reply}`, or Server-Sent Events with `Accept: text/event-stream`"
           }
         },
         "required": [
@@ -3730,6 +3759,22 @@ enum OpenAPIDocument {
           "content"
         ],
         "additionalProperties": false
+      },
+      "MessageWithReply": {
+        "type": "object",
+        "properties": {
+          "message": {
+            "$ref": "#/components/schemas/Message"
+          },
+          "reply": {
+            "$ref": "#/components/schemas/Message"
+          }
+        },
+        "required": [
+          "message",
+          "reply"
+        ],
+        "description": "`respond: true`: the stored user message and the stored assistant reply (its `metadata` names the provider, model, token counts and attempts)"
       },
       "SessionDeleted": {
         "type": "object",
@@ -6974,7 +7019,17 @@ enum OpenAPIDocument {
         }
       },
       "422": {
-        "description": "the same `Idempotency-Key` with another body",
+        "description": "the same `Idempotency-Key` with another body; or (`respond: true`) a provider refused the request (`provider_refused`, each attempt in `details`, the stored user message as `message`)",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "502": {
+        "description": "`respond: true`: every provider of the agent's chain failed (`provider_failed`, each attempt in `details`, the stored user message as `message`)",
         "content": {
           "application/json": {
             "schema": {
