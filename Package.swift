@@ -26,11 +26,14 @@ let package = Package(
 
         .target(name: "Core", path: "Shared/Core"),
         .target(name: "JSONKit", dependencies: ["Core", "CJansson"], path: "Shared/JSONKit"),
-        .target(name: "Crypt", dependencies: ["Core", "JSONKit", "COpenSSL", "CCrypt"], path: "Shared/Crypt"),
+        .target(
+            name: "Crypt", dependencies: ["Core", "JSONKit", "COpenSSL", "CCrypt"],
+            path: "Shared/Crypt"),
         .target(name: "RedisKit", dependencies: ["Core", "CHiredis"], path: "Shared/RedisKit"),
         .target(name: "MongoKit", dependencies: ["Core", "CMongoc"], path: "Shared/MongoKit"),
         .target(name: "HTTPKit", dependencies: ["Core", "CMicroHTTPD"], path: "Shared/HTTPKit"),
-        .target(name: "Providers", dependencies: ["Core", "JSONKit", "CCurl"], path: "Shared/Providers"),
+        .target(
+            name: "Providers", dependencies: ["Core", "JSONKit", "CCurl"], path: "Shared/Providers"),
         .target(
             name: "Bus",
             dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "HTTPKit"],
@@ -59,7 +62,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "Canvas",
-            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "Providers", "CZip"],
+            dependencies: [
+                "Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "Providers", "CZip",
+            ],
             path: "Services/Canvas"
         ),
         .executableTarget(

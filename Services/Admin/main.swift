@@ -17,7 +17,9 @@ func isOptionValue(_ word: String) -> Bool {
 }
 
 func option(_ name: String) -> String? {
-    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else {
+        return nil
+    }
     return arguments[index + 1]
 }
 
@@ -40,7 +42,8 @@ let usage = """
     environment: REDIS_URL, JWT_SECRET, MONGODB_URI
     """
 
-let redis = RedisConnection(address: RedisAddress(url: environment.string("REDIS_URL", "redis://127.0.0.1:6379")))
+let redis = RedisConnection(
+    address: RedisAddress(url: environment.string("REDIS_URL", "redis://127.0.0.1:6379")))
 
 func run(_ args: [RedisArgument]) -> RedisReply {
     do { return try redis.run(args) } catch { fail("\(error)") }
@@ -71,24 +74,31 @@ func status() {
         let stream = BusNames.commandStream(service)
         let length = run(["XLEN", .init(stream)]).integer ?? 0
         let dead = run(["XLEN", .init(BusNames.deadLetterStream(service))]).integer ?? 0
-        var doc: Document = ["service": .string(service), "stream": .string(stream), "length": .int64(length),
-                             "deadLetters": .int64(dead)]
+        var doc: Document = [
+            "service": .string(service), "stream": .string(stream), "length": .int64(length),
+            "deadLetters": .int64(dead),
+        ]
         let groups = (try? redis.run(["XINFO", "GROUPS", .init(stream)]))?.array ?? []
         if let group = groups.map(fields).first(where: { $0["name"]?.text == service }) {
             doc["pending"] = .int64(group["pending"]?.integer ?? 0)
             doc["lag"] = .int64(group["lag"]?.integer ?? 0)
             doc["lastDeliveredId"] = .string(group["last-delivered-id"]?.text ?? "")
             let summary = run(["XPENDING", .init(stream), .init(service)]).array ?? []
-            if summary.count > 1, let oldest = summary[1].text, let millis = Int64(oldest.split(separator: "-")[0]) {
+            if summary.count > 1, let oldest = summary[1].text,
+                let millis = Int64(oldest.split(separator: "-")[0])
+            {
                 doc["oldestPendingAgeMs"] = .int64(Timestamp.now().milliseconds - millis)
             }
-            let consumers = (try? redis.run(["XINFO", "CONSUMERS", .init(stream), .init(service)]))?.array ?? []
-            doc["consumers"] = .array(consumers.map(fields).map { consumer in
-                .document([
-                    "name": .string(consumer["name"]?.text ?? ""), "pending": .int64(consumer["pending"]?.integer ?? 0),
-                    "idleMs": .int64(consumer["idle"]?.integer ?? 0),
-                ])
-            })
+            let consumers =
+                (try? redis.run(["XINFO", "CONSUMERS", .init(stream), .init(service)]))?.array ?? []
+            doc["consumers"] = .array(
+                consumers.map(fields).map { consumer in
+                    .document([
+                        "name": .string(consumer["name"]?.text ?? ""),
+                        "pending": .int64(consumer["pending"]?.integer ?? 0),
+                        "idleMs": .int64(consumer["idle"]?.integer ?? 0),
+                    ])
+                })
         } else {
             doc["group"] = "missing"
         }
@@ -96,13 +106,15 @@ func status() {
     }
     if asJSON { return out(JSONWriter.string(.array(services))) }
     for case .document(let doc) in services {
-        out("\(doc["service"]?.stringValue ?? "")  stream=\(doc["stream"]?.stringValue ?? "")"
-            + " length=\(doc["length"]?.intValue ?? 0) pending=\(doc["pending"]?.intValue ?? 0)"
-            + " lag=\(doc["lag"]?.intValue ?? 0) dead=\(doc["deadLetters"]?.intValue ?? 0)"
-            + " oldestPendingAgeMs=\(doc["oldestPendingAgeMs"]?.intValue ?? 0)")
+        out(
+            "\(doc["service"]?.stringValue ?? "")  stream=\(doc["stream"]?.stringValue ?? "")"
+                + " length=\(doc["length"]?.intValue ?? 0) pending=\(doc["pending"]?.intValue ?? 0)"
+                + " lag=\(doc["lag"]?.intValue ?? 0) dead=\(doc["deadLetters"]?.intValue ?? 0)"
+                + " oldestPendingAgeMs=\(doc["oldestPendingAgeMs"]?.intValue ?? 0)")
         for case .document(let consumer) in doc["consumers"]?.arrayValue ?? [] {
-            out("    consumer \(consumer["name"]?.stringValue ?? "") pending=\(consumer["pending"]?.intValue ?? 0)"
-                + " idleMs=\(consumer["idleMs"]?.intValue ?? 0)")
+            out(
+                "    consumer \(consumer["name"]?.stringValue ?? "") pending=\(consumer["pending"]?.intValue ?? 0)"
+                    + " idleMs=\(consumer["idleMs"]?.intValue ?? 0)")
         }
     }
 }
@@ -114,11 +126,17 @@ func deadLetters() {
     switch positional[1] {
     case "list":
         let count = option("--count") ?? "20"
-        let entries = (run(["XREVRANGE", .init(stream), "+", "-", "COUNT", .init(count)]).array ?? []).map(entryDocument)
-        if asJSON { return out(JSONWriter.string(.array(entries.map { .document($0.removing(["body"])) }))) }
+        let entries =
+            (run(["XREVRANGE", .init(stream), "+", "-", "COUNT", .init(count)]).array ?? []).map(
+                entryDocument)
+        if asJSON {
+            return out(JSONWriter.string(.array(entries.map { .document($0.removing(["body"])) })))
+        }
         for entry in entries {
-            out("\(entry["entryId"]?.stringValue ?? "")  \(entry["type"]?.stringValue ?? "")"
-                + "  command=\(entry["id"]?.stringValue ?? "")  error=\(entry["error"]?.stringValue ?? "")")
+            out(
+                "\(entry["entryId"]?.stringValue ?? "")  \(entry["type"]?.stringValue ?? "")"
+                    + "  command=\(entry["id"]?.stringValue ?? "")  error=\(entry["error"]?.stringValue ?? "")"
+            )
         }
     case "show", "replay":
         guard positional.count >= 4 else { fail(usage) }
@@ -136,8 +154,9 @@ func deadLetters() {
         replay += ["reply", .init(BusNames.replyKey("admin-replay")), "deadline", .init(deadline)]
         let added = run(replay)
         _ = run(["XDEL", .init(stream), .init(id)])
-        out("replayed as \(added.text ?? "?") on \(BusNames.commandStream(service)); the reply lands on "
-            + BusNames.replyKey("admin-replay"))
+        out(
+            "replayed as \(added.text ?? "?") on \(BusNames.commandStream(service)); the reply lands on "
+                + BusNames.replyKey("admin-replay"))
     default:
         fail(usage)
     }
@@ -147,7 +166,9 @@ func purgeReplies() {
     var cursor = "0"
     var removed = 0
     repeat {
-        let reply = run(["SCAN", .init(cursor), "MATCH", .init(BusNames.replyPrefix + "*"), "COUNT", "500"])
+        let reply = run([
+            "SCAN", .init(cursor), "MATCH", .init(BusNames.replyPrefix + "*"), "COUNT", "500",
+        ])
         guard let parts = reply.array, parts.count == 2 else { break }
         cursor = parts[0].text ?? "0"
         for key in parts[1].array ?? [] {

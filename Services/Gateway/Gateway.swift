@@ -74,7 +74,10 @@ final class Gateway: @unchecked Sendable {
         return [
             ("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
             ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Accept"),
+            (
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Idempotency-Key, Accept"
+            ),
             ("Access-Control-Max-Age", "600"),
         ]
     }
@@ -93,10 +96,12 @@ final class Gateway: @unchecked Sendable {
         case ("GET", "/openapi.json"):
             return responder.respond(.json(200, OpenAPIDocument.bytes))
         case ("GET", "/metrics"):
-            metrics.set("uc_gateway_in_flight", Double(bus.inFlight), help: "requests waiting for a reply")
-            return responder.respond(HTTPResponse(
-                status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
-                body: Array(metrics.render().utf8)))
+            metrics.set(
+                "uc_gateway_in_flight", Double(bus.inFlight), help: "requests waiting for a reply")
+            return responder.respond(
+                HTTPResponse(
+                    status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                    body: Array(metrics.render().utf8)))
         default:
             break
         }
@@ -104,10 +109,12 @@ final class Gateway: @unchecked Sendable {
         let metrics = self.metrics
         let counted = CountingResponder(responder) { status, route in
             let seconds = Double(Timestamp.now().milliseconds - started.milliseconds) / 1000
-            metrics.add("uc_http_requests_total", labels: [("route", route), ("status", String(status))],
-                        help: "HTTP requests answered, by route and status")
-            metrics.observe("uc_http_request_seconds", seconds: seconds, labels: [("route", route)],
-                            help: "time from request to answer")
+            metrics.add(
+                "uc_http_requests_total", labels: [("route", route), ("status", String(status))],
+                help: "HTTP requests answered, by route and status")
+            metrics.observe(
+                "uc_http_request_seconds", seconds: seconds, labels: [("route", route)],
+                help: "time from request to answer")
         }
         do {
             try dispatch(request, counted)
@@ -125,7 +132,8 @@ final class Gateway: @unchecked Sendable {
 
     private func dispatch(_ request: HTTPRequest, _ responder: CountingResponder) throws(APIError) {
         guard request.path.utf8.count <= 2048 else {
-            throw APIError(status: 414, code: "uri_too_long", message: "the request path is too long")
+            throw APIError(
+                status: 414, code: "uri_too_long", message: "the request path is too long")
         }
         let route: Route
         var params: [String: String]
@@ -166,7 +174,8 @@ final class Gateway: @unchecked Sendable {
             body = request.body
             let contentType = request.header("content-type")?.lowercased() ?? ""
             let mediaType = contentType.split(separator: ";").first.map {
-                String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+                String(
+                    $0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
             }
             if !body.isEmpty && mediaType != "application/json" {
                 throw APIError.unsupportedMediaType()
@@ -186,7 +195,8 @@ final class Gateway: @unchecked Sendable {
         var limit: BusClient.RateLimit?
         if let user = claims?.userId, request.method != "GET", config.writeLimit > 0 {
             limit = BusClient.RateLimit(
-                key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit, windowMs: config.writeWindowMs)
+                key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit,
+                windowMs: config.writeWindowMs)
         }
         if let long, long.streamed {
             command.chunkKey = ReplyChunks.key(command.requestId)
@@ -210,7 +220,9 @@ final class Gateway: @unchecked Sendable {
         guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized()
         }
-        let token = String(header.utf8.dropFirst(7).drop(while: { $0 == 32 }).prefix(while: { $0 != 32 })) ?? ""
+        let token =
+            String(header.utf8.dropFirst(7).drop(while: { $0 == 32 }).prefix(while: { $0 != 32 }))
+            ?? ""
         let now = Int64(Date().timeIntervalSince1970)
         if let claims = verified.withLock({ $0[token] }), claims.expiresAt > now { return claims }
         guard let claims = jwt.verify(token, now: now) else {
@@ -244,9 +256,12 @@ final class Gateway: @unchecked Sendable {
                 let since = Timestamp.now().milliseconds - 5000
                 do {
                     let live = try redis.run([
-                        "ZCOUNT", RedisArgument(BusNames.heartbeats(service)), RedisArgument(since), "+inf",
+                        "ZCOUNT", RedisArgument(BusNames.heartbeats(service)), RedisArgument(since),
+                        "+inf",
                     ])
-                    if (live.integer ?? 0) == 0 { problems.append(.string("no live consumer on \(stream)")) }
+                    if (live.integer ?? 0) == 0 {
+                        problems.append(.string("no live consumer on \(stream)"))
+                    }
                 } catch {
                     problems.append(.string("redis: \(error)"))
                     break
@@ -254,7 +269,9 @@ final class Gateway: @unchecked Sendable {
             }
         }
         let ready = problems.isEmpty
-        let body: Document = ["status": .string(ready ? "ready" : "not ready"), "problems": .array(problems)]
+        let body: Document = [
+            "status": .string(ready ? "ready" : "not ready"), "problems": .array(problems),
+        ]
         return .json(ready ? 200 : 503, JSONWriter.bytes(.document(body)))
     }
 }

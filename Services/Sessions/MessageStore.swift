@@ -28,7 +28,9 @@ struct MessageStore: Sendable {
             if case .array(let items) = value, items.count <= SessionRules.attachmentsMax {
                 attachments = items
             } else {
-                check.fail("attachments", "must be an array of at most \(SessionRules.attachmentsMax) items")
+                check.fail(
+                    "attachments",
+                    "must be an array of at most \(SessionRules.attachmentsMax) items")
             }
         }
         try check.check()
@@ -91,7 +93,9 @@ struct MessageStore: Sendable {
                     [
                         "conversationId": .string(target.sessionId), "bucket": .int64(bucket),
                         "metrics.turnCount": ["$lt": .int64(Int64(SessionRules.bucketMessages))],
-                        "metrics.contentBytes": ["$lte": .int64(Int64(SessionRules.bucketBytes - size))],
+                        "metrics.contentBytes": [
+                            "$lte": .int64(Int64(SessionRules.bucketBytes - size))
+                        ],
                         "messageIds": ["$nin": [messageId]],
                     ],
                     [
@@ -111,7 +115,8 @@ struct MessageStore: Sendable {
                 }
             }
             let newest = try interactions.findOne(
-                ["conversationId": .string(target.sessionId)], sort: ["bucket": -1], projection: ["bucket": 1])
+                ["conversationId": .string(target.sessionId)], sort: ["bucket": -1],
+                projection: ["bucket": 1])
             let newestNumber = newest?["bucket"]?.intValue
             if let newestNumber, newestNumber != candidate {
                 candidate = newestNumber
@@ -165,7 +170,9 @@ struct MessageStore: Sendable {
                 "messageIds": .string(messageId),
             ])
         else { return nil }
-        let found = bucket["messages"]?.arrayValue?.first { $0.documentValue?["messageId"]?.stringValue == messageId }
+        let found = bucket["messages"]?.arrayValue?.first {
+            $0.documentValue?["messageId"]?.stringValue == messageId
+        }
         guard var message = found?.documentValue else { return nil }
         message["sessionId"] = .string(sessionId)
         return message
@@ -174,7 +181,8 @@ struct MessageStore: Sendable {
     /// The newest `count` messages, oldest first.
     func newest(sessionId: String, user: ObjectId, count: Int) throws -> [Value] {
         let buckets = try interactions.find(
-            ["conversationId": .string(sessionId), "userId": .objectId(user)], sort: ["bucket": -1], limit: 2,
+            ["conversationId": .string(sessionId), "userId": .objectId(user)], sort: ["bucket": -1],
+            limit: 2,
             projection: ["messages": 1, "bucket": 1])
         var all: [Value] = []
         for bucket in buckets.reversed() {
@@ -239,7 +247,9 @@ struct MessageStore: Sendable {
             if more { next = .string(PageCursor.encode([String(scanFrom), "0"])) }
         }
         // Buckets carry the owner, so only an empty page needs the session to tell 404 apart.
-        if items.isEmpty, !(try sessions.exists(["sessionId": .string(sessionId), "userId": .objectId(user)])) {
+        if items.isEmpty,
+            !(try sessions.exists(["sessionId": .string(sessionId), "userId": .objectId(user)]))
+        {
             throw APIError.notFound("session")
         }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])

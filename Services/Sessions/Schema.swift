@@ -19,7 +19,8 @@ enum SessionRules {
     static let bucketBytes = 8 << 20
 
     static let defaultSettings: Document = [
-        "temperature": .double(0.7), "maxTokens": .int64(2000), "mode": "balanced", "provider": "mistral",
+        "temperature": .double(0.7), "maxTokens": .int64(2000), "mode": "balanced",
+        "provider": "mistral",
     ]
 
     static let sessions = CollectionSpec(
@@ -28,8 +29,12 @@ enum SessionRules {
             "bsonType": "object",
             "required": ["sessionId", "userId", "name"],
             "properties": [
-                "sessionId": ["bsonType": "string", "description": "must be a string and is required"],
-                "userId": ["bsonType": "objectId", "description": "must be an ObjectId and is required"],
+                "sessionId": [
+                    "bsonType": "string", "description": "must be a string and is required",
+                ],
+                "userId": [
+                    "bsonType": "objectId", "description": "must be an ObjectId and is required",
+                ],
                 "name": [
                     "bsonType": "string", "maxLength": 100,
                     "description": "must be a string with max length 100",
@@ -51,9 +56,15 @@ enum SessionRules {
             "bsonType": "object",
             "required": ["conversationId", "messages"],
             "properties": [
-                "conversationId": ["bsonType": "string", "description": "must be a string and is required"],
-                "userId": ["bsonType": "objectId", "description": "must be an ObjectId if present"],
-                "agentId": ["bsonType": "objectId", "description": "must be an ObjectId if present"],
+                "conversationId": [
+                    "bsonType": "string", "description": "must be a string and is required",
+                ],
+                "userId": [
+                    "bsonType": "objectId", "description": "must be an ObjectId if present",
+                ],
+                "agentId": [
+                    "bsonType": "objectId", "description": "must be an ObjectId if present",
+                ],
                 "messages": [
                     "bsonType": "array", "minItems": 1,
                     "description": "must be an array with at least one message",
@@ -62,7 +73,9 @@ enum SessionRules {
         ],
         indexes: [
             // Partial: legacy conversations may hold documents without a bucket number.
-            IndexSpec(["conversationId": 1, "bucket": 1], unique: true, partial: ["bucket": ["$exists": true]]),
+            IndexSpec(
+                ["conversationId": 1, "bucket": 1], unique: true,
+                partial: ["bucket": ["$exists": true]]),
             IndexSpec(["conversationId": 1, "userId": 1]),
             IndexSpec(["userId": 1, "startedAt": -1]),
             IndexSpec(["agentId": 1, "startedAt": -1]),

@@ -13,7 +13,8 @@ struct SessionHandlers: Sendable {
     func checkAgent(_ agentId: ObjectId?) throws {
         guard let agentId else { return }
         let usable: Document = [
-            "_id": .objectId(agentId), "isActive": true, "isPublic": true, "deletedAt": ["$exists": false],
+            "_id": .objectId(agentId), "isActive": true, "isPublic": true,
+            "deletedAt": ["$exists": false],
         ]
         guard try agents.exists(usable) else {
             throw APIError.invalid("agentId", "names no active public agent")
@@ -24,7 +25,9 @@ struct SessionHandlers: Sendable {
     static let writable: Set<String> = [
         "name", "description", "agentId", "tags", "settings", "isActive", "isArchived",
     ]
-    static let settingsFields: Set<String> = ["temperature", "maxTokens", "mode", "provider", "model"]
+    static let settingsFields: Set<String> = [
+        "temperature", "maxTokens", "mode", "provider", "model",
+    ]
 
     /// Everything but MongoDB's internal `_id`.
     static let publicProjection: Document = ["_id": 0]
@@ -44,7 +47,8 @@ struct SessionHandlers: Sendable {
         for pair in fields.settings.pairs { settings[pair.key] = pair.value }
         let archived = fields.isArchived ?? false
         var doc: Document = [
-            "_id": .objectId(ObjectId()), "sessionId": .string(sessionId), "userId": .objectId(user),
+            "_id": .objectId(ObjectId()), "sessionId": .string(sessionId),
+            "userId": .objectId(user),
         ]
         if let agentId = fields.agentId { doc["agentId"] = .objectId(agentId) }
         doc["name"] = .string(name ?? "")
@@ -53,7 +57,9 @@ struct SessionHandlers: Sendable {
         doc["isArchived"] = .bool(archived)
         doc["tags"] = .array((fields.tags ?? []).map { .string($0) })
         doc["settings"] = .document(settings)
-        doc["stats"] = ["messageCount": .int64(0), "totalTokens": .int64(0), "durationMs": .int64(0)]
+        doc["stats"] = [
+            "messageCount": .int64(0), "totalTokens": .int64(0), "durationMs": .int64(0),
+        ]
         doc["createdAt"] = .date(now)
         doc["updatedAt"] = .date(now)
         if archived { doc["archivedAt"] = .date(now) }
@@ -83,18 +89,27 @@ struct SessionHandlers: Sendable {
         fields.description = check.string(
             "description", maxLength: SessionRules.descriptionMax, allowEmpty: true)
         fields.agentId = check.objectId("agentId")
-        fields.tags = check.stringArray("tags", maxItems: SessionRules.tagsMax, maxLength: SessionRules.tagMax)
+        fields.tags = check.stringArray(
+            "tags", maxItems: SessionRules.tagsMax, maxLength: SessionRules.tagMax)
         fields.isActive = check.bool("isActive")
         fields.isArchived = check.bool("isArchived")
         if let settings = check.document("settings") {
             var inner = Validator(settings, allowed: settingsFields, prefix: "settings")
-            if let t = inner.number("temperature", min: 0, max: 2) { fields.settings["temperature"] = .double(t) }
-            if let m = inner.integer("maxTokens", min: 1, max: 4000) { fields.settings["maxTokens"] = .int64(m) }
-            if let mode = inner.oneOf("mode", SessionRules.modes) { fields.settings["mode"] = .string(mode) }
+            if let t = inner.number("temperature", min: 0, max: 2) {
+                fields.settings["temperature"] = .double(t)
+            }
+            if let m = inner.integer("maxTokens", min: 1, max: 4000) {
+                fields.settings["maxTokens"] = .int64(m)
+            }
+            if let mode = inner.oneOf("mode", SessionRules.modes) {
+                fields.settings["mode"] = .string(mode)
+            }
             if let provider = inner.oneOf("provider", SessionRules.providers) {
                 fields.settings["provider"] = .string(provider)
             }
-            if let model = inner.string("model", maxLength: 100) { fields.settings["model"] = .string(model) }
+            if let model = inner.string("model", maxLength: 100) {
+                fields.settings["model"] = .string(model)
+            }
             check.merge(inner)
         }
         return fields
@@ -102,7 +117,8 @@ struct SessionHandlers: Sendable {
 
     func find(_ sessionId: String, user: ObjectId) throws(MongoError) -> Document? {
         try sessions.findOne(
-            ["sessionId": .string(sessionId), "userId": .objectId(user)], projection: SessionHandlers.publicProjection
+            ["sessionId": .string(sessionId), "userId": .objectId(user)],
+            projection: SessionHandlers.publicProjection
         ).map(SessionHandlers.view)
     }
 
@@ -120,8 +136,11 @@ struct SessionHandlers: Sendable {
         let user = try command.requireUser()
         let sessionId = try pathId(command, what: "session")
         _ = try QueryReader(command, allowed: [])
-        guard var session = try find(sessionId, user: user) else { throw APIError.notFound("session") }
-        session["messages"] = .array(try messages.newest(sessionId: sessionId, user: user, count: 50))
+        guard var session = try find(sessionId, user: user) else {
+            throw APIError.notFound("session")
+        }
+        session["messages"] = .array(
+            try messages.newest(sessionId: sessionId, user: user, count: 50))
         return Reply(status: 200, session)
     }
 
@@ -163,8 +182,12 @@ struct SessionHandlers: Sendable {
     func delete(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         let sessionId = try pathId(command, what: "session")
-        let removed = try sessions.deleteOne(["sessionId": .string(sessionId), "userId": .objectId(user)])
-        try interactions.deleteMany(["conversationId": .string(sessionId), "userId": .objectId(user)])
+        let removed = try sessions.deleteOne([
+            "sessionId": .string(sessionId), "userId": .objectId(user),
+        ])
+        try interactions.deleteMany([
+            "conversationId": .string(sessionId), "userId": .objectId(user),
+        ])
         guard removed > 0 else { throw APIError.notFound("session") }
         return Reply(status: 200, ["sessionId": .string(sessionId), "deleted": true])
     }
@@ -173,17 +196,21 @@ struct SessionHandlers: Sendable {
     func list(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         let query = try QueryReader(
-            command, pathParams: [], allowed: ["limit", "cursor", "isActive", "isArchived", "tag", "agentId"])
+            command, pathParams: [],
+            allowed: ["limit", "cursor", "isActive", "isArchived", "tag", "agentId"])
         let limit = try query.limit()
         var filter: Document = ["userId": .objectId(user)]
         if let active = try query.flag("isActive") { filter["isActive"] = .bool(active) }
         if let archived = try query.flag("isArchived") { filter["isArchived"] = .bool(archived) }
-        if let tag = try query.string("tag", maxLength: SessionRules.tagMax) { filter["tags"] = ["$in": [.string(tag)]] }
+        if let tag = try query.string("tag", maxLength: SessionRules.tagMax) {
+            filter["tags"] = ["$in": [.string(tag)]]
+        }
         if let agent = try query.objectId("agentId") { filter["agentId"] = .objectId(agent) }
         let order = NewestFirst(idField: "sessionId")
         try order.apply(cursor: try query.string("cursor", maxLength: 600), to: &filter)
         let found = try sessions.find(
-            filter, sort: order.sort, limit: limit + 1, projection: SessionHandlers.publicProjection)
+            filter, sort: order.sort, limit: limit + 1, projection: SessionHandlers.publicProjection
+        )
         let (page, next) = order.page(found, limit: limit)
         let items = page.map { Value.document(SessionHandlers.view($0)) }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])

@@ -22,7 +22,8 @@ let agentModule = AgentModule(pool: pool, logger: logger)
 var ensured = false
 while !ensured {
     do {
-        let specs = [SessionRules.sessions, SessionRules.interactions, ledger.spec] + AgentModule.specs
+        let specs =
+            [SessionRules.sessions, SessionRules.interactions, ledger.spec] + AgentModule.specs
         for spec in specs {
             try pool.ensure(spec, logger: logger)
         }
@@ -38,7 +39,8 @@ let sessions = pool.collection("chat_sessions")
 let interactions = pool.collection("chatinteractions")
 let messages = MessageStore(sessions: sessions, interactions: interactions)
 let handlers = SessionHandlers(
-    sessions: sessions, interactions: interactions, messages: messages, agents: pool.collection("agents"))
+    sessions: sessions, interactions: interactions, messages: messages,
+    agents: pool.collection("agents"))
 let replyConfig = ReplyConfig(environment)
 logger.info("replies", [.url: replyConfig.summary])
 let responder = Responder(

@@ -67,7 +67,9 @@ public final class BusClient: @unchecked Sendable {
     }
 
     public func start() {
-        for (name, body) in [("bus-writer", writerLoop), ("bus-reader", readerLoop), ("bus-sweeper", sweepLoop)] {
+        for (name, body) in [
+            ("bus-writer", writerLoop), ("bus-reader", readerLoop), ("bus-sweeper", sweepLoop),
+        ] {
             let thread = Thread { body() }
             thread.name = name
             thread.start()
@@ -83,13 +85,17 @@ public final class BusClient: @unchecked Sendable {
 
     /// Sends a command; `completion` runs once, with the reply or nil at the deadline.
     public func submit(
-        _ command: Command, to service: String, limit: RateLimit? = nil, completion: @escaping Completion
+        _ command: Command, to service: String, limit: RateLimit? = nil,
+        completion: @escaping Completion
     ) {
         let stream = BusNames.commandStream(service)
         if let length = backlog.withLock({ $0[stream] }), length > Int64(maxBacklog) {
-            return completion(Reply(APIError.unavailable("the \(service) service is overloaded; retry later")))
+            return completion(
+                Reply(APIError.unavailable("the \(service) service is overloaded; retry later")))
         }
-        waiting.withLock { $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion) }
+        waiting.withLock {
+            $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion)
+        }
         queue.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
         wakeWriter.signal()
     }
@@ -114,8 +120,11 @@ public final class BusClient: @unchecked Sendable {
                 guard let limit = item.limit else {
                     return ["XADD", RedisArgument(item.stream), "*"] + item.command.fields
                 }
-                return ["EVAL", RedisArgument(BusClient.limitedAdd), "2", RedisArgument(limit.key),
-                        RedisArgument(item.stream), RedisArgument(limit.limit), RedisArgument(limit.windowMs)]
+                return [
+                    "EVAL", RedisArgument(BusClient.limitedAdd), "2", RedisArgument(limit.key),
+                    RedisArgument(item.stream), RedisArgument(limit.limit),
+                    RedisArgument(limit.windowMs),
+                ]
                     + item.command.fields
             }
             let now = Timestamp.now().milliseconds
@@ -138,19 +147,28 @@ public final class BusClient: @unchecked Sendable {
                     if let message = reply.errorMessage, message.hasPrefix("RATELIMIT") {
                         let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
                         let seconds = String(max(1, (waitMs + 999) / 1000))
-                        let refusal = APIError.tooManyRequests("too many writes; retry after \(seconds) s")
-                        complete(item.command.requestId, with: Reply(
-                            status: 429, body: refusal.body, headers: [("Retry-After", seconds)]))
+                        let refusal = APIError.tooManyRequests(
+                            "too many writes; retry after \(seconds) s")
+                        complete(
+                            item.command.requestId,
+                            with: Reply(
+                                status: 429, body: refusal.body, headers: [("Retry-After", seconds)]
+                            ))
                     } else if let message = reply.errorMessage {
                         logger.error("XADD refused", [.stream: item.stream, .error: message])
-                        complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus refused the request")))
+                        complete(
+                            item.command.requestId,
+                            with: Reply(APIError.unavailable("the message bus refused the request"))
+                        )
                     }
                 }
             } catch {
                 redisUp.store(false, ordering: .relaxed)
                 logger.warning("redis unavailable for XADD", [.error: error.description])
                 for item in batch {
-                    complete(item.command.requestId, with: Reply(APIError.unavailable("the message bus is unavailable")))
+                    complete(
+                        item.command.requestId,
+                        with: Reply(APIError.unavailable("the message bus is unavailable")))
                 }
             }
         }
@@ -161,11 +179,16 @@ public final class BusClient: @unchecked Sendable {
         var backoffMs = 100
         while !stopping.load(ordering: .sequentiallyConsistent) {
             do {
-                let reply = try redis.run(["BLMPOP", "1", "1", RedisArgument(replyKey), "LEFT", "COUNT", "256"])
+                let reply = try redis.run([
+                    "BLMPOP", "1", "1", RedisArgument(replyKey), "LEFT", "COUNT", "256",
+                ])
                 backoffMs = 100
-                guard let parts = reply.array, parts.count == 2, let frames = parts[1].array else { continue }
+                guard let parts = reply.array, parts.count == 2, let frames = parts[1].array else {
+                    continue
+                }
                 for frame in frames {
-                    guard let bytes = frame.bytes, let (id, reply) = Reply.parse(frame: bytes) else { continue }
+                    guard let bytes = frame.bytes, let (id, reply) = Reply.parse(frame: bytes)
+                    else { continue }
                     complete(id, with: reply)
                 }
             } catch {

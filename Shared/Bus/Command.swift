@@ -33,7 +33,8 @@ public struct Command: Sendable {
     public var streamId: String = ""
 
     public init(
-        id: String, requestId: String, type: String, userId: ObjectId?, role: String, params: [String: String],
+        id: String, requestId: String, type: String, userId: ObjectId?, role: String,
+        params: [String: String],
         body: [UInt8], replyKey: String, deadline: Int64
     ) {
         self.id = id
@@ -49,7 +50,8 @@ public struct Command: Sendable {
 
     /// The stream entry's field-value pairs, readable with `XRANGE`.
     public var fields: [RedisArgument] {
-        let paramsDoc = Document(params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
+        let paramsDoc = Document(
+            params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
         return [
             "id", RedisArgument(id), "rid", RedisArgument(requestId), "type", RedisArgument(type),
             "user", RedisArgument(userId?.hex ?? ""), "role", RedisArgument(role),
@@ -64,7 +66,9 @@ public struct Command: Sendable {
         var map: [String: [UInt8]] = [:]
         var index = 0
         while index + 1 < fields.count {
-            if let key = fields[index].text, let value = fields[index + 1].bytes { map[key] = value }
+            if let key = fields[index].text, let value = fields[index + 1].bytes {
+                map[key] = value
+            }
             index += 2
         }
         func text(_ key: String) -> String? { map[key].map { String(decoding: $0, as: UTF8.self) } }
@@ -76,7 +80,8 @@ public struct Command: Sendable {
             for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
         }
         self.init(
-            id: id, requestId: text("rid") ?? id, type: type, userId: text("user").flatMap { ObjectId(hex: $0) },
+            id: id, requestId: text("rid") ?? id, type: type,
+            userId: text("user").flatMap { ObjectId(hex: $0) },
             role: text("role") ?? "user", params: params, body: map["body"] ?? [],
             replyKey: reply, deadline: deadline)
         self.streamId = streamId

@@ -28,7 +28,9 @@ public struct CommandLedger: Sendable {
     public var spec: CollectionSpec {
         CollectionSpec(
             collection.name,
-            indexes: [IndexSpec(["createdAt": 1], expireAfterSeconds: CommandLedger.retentionSeconds)])
+            indexes: [
+                IndexSpec(["createdAt": 1], expireAfterSeconds: CommandLedger.retentionSeconds)
+            ])
     }
 
     static func fingerprint(_ command: Command) -> String {
@@ -47,12 +49,15 @@ public struct CommandLedger: Sendable {
         let now = Timestamp.now()
         do {
             try collection.insertOne([
-                "_id": .string(command.id), "type": .string(command.type), "owner": .string(consumer),
+                "_id": .string(command.id), "type": .string(command.type),
+                "owner": .string(consumer),
                 "fingerprint": .string(fingerprint), "createdAt": .date(now),
             ])
             return .fresh
         } catch let error where error.kind == .duplicateKey {
-            guard let entry = try collection.findOne(["_id": .string(command.id)]) else { return .fresh }
+            guard let entry = try collection.findOne(["_id": .string(command.id)]) else {
+                return .fresh
+            }
             if entry["fingerprint"]?.stringValue != fingerprint { return .conflict }
             if let status = entry["status"]?.intValue, let body = entry["body"]?.stringValue {
                 return .done(Reply(status: Int(status), body: Array(body.utf8)))

@@ -1,13 +1,15 @@
 import Core
-import JSONKit
 import Foundation
+import JSONKit
 
 /// Reads query parameters strictly: unknown names, bad numbers and bad flags are 400s.
 public struct QueryReader {
     let params: [String: String]
     let pathParams: Set<String>
 
-    public init(_ command: Command, pathParams: Set<String> = ["id"], allowed: Set<String>) throws(APIError) {
+    public init(_ command: Command, pathParams: Set<String> = ["id"], allowed: Set<String>)
+        throws(APIError)
+    {
         self.params = command.params
         self.pathParams = pathParams
         for key in command.params.keys where !allowed.contains(key) && !pathParams.contains(key) {
@@ -61,7 +63,8 @@ public enum PageCursor {
 
     public static func decode(_ text: String, parts count: Int) throws(APIError) -> [String] {
         let refused = APIError.invalid("cursor", "is not a cursor this API returned")
-        var base = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var base = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(
+            of: "_", with: "/")
         while base.count % 4 != 0 { base += "=" }
         guard text.count <= 600, let data = Data(base64Encoded: base),
             case .array(let items)? = try? JSONParser.parse(Array(data)), items.count == count
@@ -109,14 +112,17 @@ public struct NewestFirst: Sendable {
     public func page(_ documents: [Document], limit: Int) -> (items: [Document], next: Value) {
         guard documents.count > limit else { return (documents, .null) }
         let items = Array(documents.prefix(limit))
-        guard let last = items.last, let at = last[dateField]?.dateValue, let id = last[idField]?.stringValue
+        guard let last = items.last, let at = last[dateField]?.dateValue,
+            let id = last[idField]?.stringValue
         else { return (items, .null) }
         return (items, .string(PageCursor.encode([String(at.milliseconds), id])))
     }
 }
 
 /// Path ids are plain strings of a bounded size; anything else cannot name a resource.
-public func pathId(_ command: Command, _ name: String = "id", what: String) throws(APIError) -> String {
+public func pathId(_ command: Command, _ name: String = "id", what: String) throws(APIError)
+    -> String
+{
     guard let value = command.params[name], !value.isEmpty, value.utf8.count <= 128 else {
         throw APIError.notFound(what)
     }

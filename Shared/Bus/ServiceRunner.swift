@@ -51,7 +51,8 @@ public struct Handler: Sendable {
     public let run: @Sendable (Command) throws -> Reply
 
     public init(
-        mutating: Bool, idempotent: Bool = false, _ run: @escaping @Sendable (Command) throws -> Reply
+        mutating: Bool, idempotent: Bool = false,
+        _ run: @escaping @Sendable (Command) throws -> Reply
     ) {
         self.mutating = mutating
         self.idempotent = idempotent
@@ -108,7 +109,9 @@ public final class ServiceRunner: @unchecked Sendable {
             return source
         }
         let metricsServer = startMetricsServer()
-        logger.info("consuming", [.stream: stream, .consumer: config.consumer, .count: String(config.workers)])
+        logger.info(
+            "consuming",
+            [.stream: stream, .consumer: config.consumer, .count: String(config.workers)])
         var bodies: [(String, @Sendable () -> Void)] = (0..<config.workers).map { index in
             ("\(service)-worker-\(index)", { [self] in workerLoop() })
         }
@@ -150,9 +153,10 @@ public final class ServiceRunner: @unchecked Sendable {
                     return responder.respond(.error(.notFound("route")))
                 }
                 sampleStream()
-                responder.respond(HTTPResponse(
-                    status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
-                    body: Array(metrics.render().utf8)))
+                responder.respond(
+                    HTTPResponse(
+                        status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                        body: Array(metrics.render().utf8)))
             })
         do {
             try server.start()
@@ -170,17 +174,21 @@ public final class ServiceRunner: @unchecked Sendable {
         guard let groups = try? redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array,
             let length = try? redis.run(["XLEN", RedisArgument(stream)]).integer
         else { return }
-        metrics.set("uc_stream_length", Double(length), labels: [("stream", stream)], help: "entries in the stream")
+        metrics.set(
+            "uc_stream_length", Double(length), labels: [("stream", stream)],
+            help: "entries in the stream")
         for group in groups {
             let fields = ServiceRunner.fieldMap(group)
             guard fields["name"]?.text == service else { continue }
             if let pending = fields["pending"]?.integer {
-                metrics.set("uc_pending_commands", Double(pending), labels: [("stream", stream)],
-                            help: "delivered but not yet acknowledged")
+                metrics.set(
+                    "uc_pending_commands", Double(pending), labels: [("stream", stream)],
+                    help: "delivered but not yet acknowledged")
             }
             if let lag = fields["lag"]?.integer {
-                metrics.set("uc_consumer_lag", Double(lag), labels: [("stream", stream)],
-                            help: "entries not yet delivered to the group")
+                metrics.set(
+                    "uc_consumer_lag", Double(lag), labels: [("stream", stream)],
+                    help: "entries not yet delivered to the group")
             }
         }
     }
@@ -245,8 +253,10 @@ public final class ServiceRunner: @unchecked Sendable {
                 }
                 let reply = try redis.send([
                     "XREADGROUP", "GROUP", RedisArgument(service), RedisArgument(config.consumer),
-                    "COUNT", RedisArgument(min(room, 256)), "BLOCK", RedisArgument(readingHistory ? 1 : config.blockMs),
-                    "STREAMS", RedisArgument(stream), RedisArgument(readingHistory ? historyFrom : ">"),
+                    "COUNT", RedisArgument(min(room, 256)), "BLOCK",
+                    RedisArgument(readingHistory ? 1 : config.blockMs),
+                    "STREAMS", RedisArgument(stream),
+                    RedisArgument(readingHistory ? historyFrom : ">"),
                 ])
                 if let message = reply.errorMessage {
                     if message.hasPrefix("NOGROUP") { groupReady = false }
@@ -260,14 +270,19 @@ public final class ServiceRunner: @unchecked Sendable {
                         continue
                     }
                     historyFrom = last
-                    metrics.add("uc_commands_redelivered_total", Double(commands.count), labels: [("stream", stream)],
-                                help: "commands taken over after a crash, a restart or a claim")
-                    logger.info("resuming own pending commands", [.stream: stream, .count: String(commands.count)])
+                    metrics.add(
+                        "uc_commands_redelivered_total", Double(commands.count),
+                        labels: [("stream", stream)],
+                        help: "commands taken over after a crash, a restart or a claim")
+                    logger.info(
+                        "resuming own pending commands",
+                        [.stream: stream, .count: String(commands.count)])
                 }
                 if !commands.isEmpty { enqueue(commands) }
             } catch {
                 if isStopping { break }
-                logger.warning("redis read failed; retrying", [.stream: stream, .error: "\(error)"])
+                logger.warning(
+                    "redis read failed; retrying", [.stream: stream, .error: "\(error)"])
                 groupReady = false
                 usleep(UInt32(backoffMs * 1000))
                 backoffMs = min(backoffMs * 2, 2000)
@@ -284,10 +299,16 @@ public final class ServiceRunner: @unchecked Sendable {
         }
         while true {
             if jobsReady.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
-                if readerDone.load(ordering: .sequentiallyConsistent) && jobs.withLock({ $0.isEmpty }) { return }
+                if readerDone.load(ordering: .sequentiallyConsistent)
+                    && jobs.withLock({ $0.isEmpty })
+                {
+                    return
+                }
                 continue
             }
-            guard let command = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+            guard let command = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
+                continue
+            }
             handle(command)
         }
     }
@@ -295,8 +316,9 @@ public final class ServiceRunner: @unchecked Sendable {
     private func handle(_ command: Command) {
         guard !command.streamId.isEmpty else { return }
         if command.deadline < Timestamp.now().milliseconds {
-            metrics.add("uc_commands_expired_total", labels: [("stream", stream)],
-                        help: "commands dropped unapplied because their deadline had passed")
+            metrics.add(
+                "uc_commands_expired_total", labels: [("stream", stream)],
+                help: "commands dropped unapplied because their deadline had passed")
             logger.debug("dropped expired command", [.command: command.id, .type: command.type])
             results.withLock { $0.append((command.replyKey, nil, command.streamId)) }
             resultsReady.signal()
@@ -305,11 +327,18 @@ public final class ServiceRunner: @unchecked Sendable {
         let started = Timestamp.now()
         guard let reply = apply(command) else { return }
         let finished = Timestamp.now()
-        metrics.observe("uc_command_seconds", seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
-                        labels: [("type", command.type)], help: "time to apply a command")
-        metrics.add("uc_commands_handled_total", labels: [("type", command.type), ("status", String(reply.status))],
-                    help: "commands answered, by type and status")
-        results.withLock { $0.append((command.replyKey, reply.frame(requestId: command.requestId), command.streamId)) }
+        metrics.observe(
+            "uc_command_seconds",
+            seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
+            labels: [("type", command.type)], help: "time to apply a command")
+        metrics.add(
+            "uc_commands_handled_total",
+            labels: [("type", command.type), ("status", String(reply.status))],
+            help: "commands answered, by type and status")
+        results.withLock {
+            $0.append(
+                (command.replyKey, reply.frame(requestId: command.requestId), command.streamId))
+        }
         resultsReady.signal()
     }
 
@@ -320,7 +349,8 @@ public final class ServiceRunner: @unchecked Sendable {
         var pending: [(key: String, frame: [UInt8]?, entry: String)] = []
         while true {
             _ = resultsReady.wait(timeout: .now() + .milliseconds(100))
-            pending += results.withLock { batch -> [(key: String, frame: [UInt8]?, entry: String)] in
+            pending += results.withLock {
+                batch -> [(key: String, frame: [UInt8]?, entry: String)] in
                 let taken = batch
                 batch.removeAll(keepingCapacity: true)
                 return taken
@@ -328,23 +358,32 @@ public final class ServiceRunner: @unchecked Sendable {
             if pending.isEmpty {
                 if readerDone.load(ordering: .sequentiallyConsistent)
                     && workersLeft.load(ordering: .sequentiallyConsistent) == 0
-                { return }
+                {
+                    return
+                }
                 continue
             }
             var pipeline: [[RedisArgument]] = []
             var keys: [String] = []
-            for item in pending where item.frame != nil && !keys.contains(item.key) { keys.append(item.key) }
+            for item in pending where item.frame != nil && !keys.contains(item.key) {
+                keys.append(item.key)
+            }
             for key in keys {
-                let frames = pending.filter { $0.key == key }.compactMap { $0.frame.map { RedisArgument($0) } }
+                let frames = pending.filter { $0.key == key }.compactMap {
+                    $0.frame.map { RedisArgument($0) }
+                }
                 pipeline.append(["RPUSH", RedisArgument(key)] + frames)
                 pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
             }
-            pipeline.append(["XACK", RedisArgument(stream), RedisArgument(service)] + pending.map { RedisArgument($0.entry) })
+            pipeline.append(
+                ["XACK", RedisArgument(stream), RedisArgument(service)]
+                    + pending.map { RedisArgument($0.entry) })
             do {
                 _ = try redis.pipeline(pipeline)
                 pending.removeAll(keepingCapacity: true)
             } catch {
-                logger.warning("cannot write replies; retrying", [.stream: stream, .error: "\(error)"])
+                logger.warning(
+                    "cannot write replies; retrying", [.stream: stream, .error: "\(error)"])
                 usleep(200_000)
             }
         }
@@ -382,24 +421,34 @@ public final class ServiceRunner: @unchecked Sendable {
     private func claim(_ redis: RedisConnection) {
         do {
             let reply = try redis.run([
-                "XAUTOCLAIM", RedisArgument(stream), RedisArgument(service), RedisArgument(config.consumer),
+                "XAUTOCLAIM", RedisArgument(stream), RedisArgument(service),
+                RedisArgument(config.consumer),
                 RedisArgument(config.claimIdleMs), "0-0", "COUNT", "64",
             ])
             guard let parts = reply.array, parts.count >= 2 else { return }
             let claimed = ServiceRunner.commands(in: parts[1])
             guard !claimed.isEmpty else { return }
-            metrics.add("uc_commands_redelivered_total", Double(claimed.count), labels: [("stream", stream)],
-                        help: "commands taken over after a crash, a restart or a claim")
-            logger.info("claimed pending commands", [.stream: stream, .count: String(claimed.count)])
-            let counts = try redis.pipeline(claimed.map { command in
-                ["XPENDING", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId),
-                 RedisArgument(command.streamId), "1"]
-            })
+            metrics.add(
+                "uc_commands_redelivered_total", Double(claimed.count),
+                labels: [("stream", stream)],
+                help: "commands taken over after a crash, a restart or a claim")
+            logger.info(
+                "claimed pending commands", [.stream: stream, .count: String(claimed.count)])
+            let counts = try redis.pipeline(
+                claimed.map { command in
+                    [
+                        "XPENDING", RedisArgument(stream), RedisArgument(service),
+                        RedisArgument(command.streamId),
+                        RedisArgument(command.streamId), "1",
+                    ]
+                })
             var live: [Command] = []
             for (command, count) in zip(claimed, counts) {
                 let deliveries = count.array?.first?.array?[3].integer ?? 1
                 if deliveries > Int64(config.maxDeliveries) {
-                    try deadLetter(command, error: "delivered \(deliveries) times without an answer", redis: redis)
+                    try deadLetter(
+                        command, error: "delivered \(deliveries) times without an answer",
+                        redis: redis)
                 } else {
                     live.append(command)
                 }
@@ -412,13 +461,24 @@ public final class ServiceRunner: @unchecked Sendable {
 
     /// Moves a command to `uc:dead:<service>` with its error, then acknowledges it.
     func deadLetter(_ command: Command, error: String, redis: RedisConnection) throws(RedisError) {
-        metrics.add("uc_commands_dead_lettered_total", labels: [("stream", stream)],
-                    help: "commands moved to the dead-letter stream")
-        logger.error("dead-lettered a command", [.stream: stream, .command: command.id, .type: command.type, .error: error])
+        metrics.add(
+            "uc_commands_dead_lettered_total", labels: [("stream", stream)],
+            help: "commands moved to the dead-letter stream")
+        logger.error(
+            "dead-lettered a command",
+            [.stream: stream, .command: command.id, .type: command.type, .error: error])
         _ = try redis.pipeline([
-            ["XADD", RedisArgument(BusNames.deadLetterStream(service)), "MAXLEN", "~", "10000", "*"]
-                + command.fields + ["error", RedisArgument(error), "stream-id", RedisArgument(command.streamId)],
-            ["XACK", RedisArgument(stream), RedisArgument(service), RedisArgument(command.streamId)],
+            [
+                "XADD", RedisArgument(BusNames.deadLetterStream(service)), "MAXLEN", "~", "10000",
+                "*",
+            ]
+                + command.fields + [
+                    "error", RedisArgument(error), "stream-id", RedisArgument(command.streamId),
+                ],
+            [
+                "XACK", RedisArgument(stream), RedisArgument(service),
+                RedisArgument(command.streamId),
+            ],
         ])
     }
 
@@ -426,13 +486,18 @@ public final class ServiceRunner: @unchecked Sendable {
     /// so nothing that is pending or not yet read is ever dropped.
     private func trim(_ redis: RedisConnection) {
         do {
-            guard let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array else { return }
-            guard let group = groups.map(ServiceRunner.fieldMap).first(where: { $0["name"]?.text == service }),
+            guard let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array
+            else { return }
+            guard
+                let group = groups.map(ServiceRunner.fieldMap).first(where: {
+                    $0["name"]?.text == service
+                }),
                 let delivered = group["last-delivered-id"]?.text
             else { return }
             var floor = delivered
             let summary = try redis.run(["XPENDING", RedisArgument(stream), RedisArgument(service)])
-            if let oldest = summary.array?[1].text, ServiceRunner.streamId(oldest, isBefore: floor) {
+            if let oldest = summary.array?[1].text, ServiceRunner.streamId(oldest, isBefore: floor)
+            {
                 floor = oldest
             }
             try redis.run(["XTRIM", RedisArgument(stream), "MINID", "~", RedisArgument(floor)])
@@ -450,14 +515,20 @@ public final class ServiceRunner: @unchecked Sendable {
 
     /// Deletes consumers idle for longer than the limit that hold no pending commands.
     private func forgetGoneConsumers(_ redis: RedisConnection) {
-        guard let consumers = try? redis.run(["XINFO", "CONSUMERS", RedisArgument(stream), RedisArgument(service)]).array
+        guard
+            let consumers = try? redis.run([
+                "XINFO", "CONSUMERS", RedisArgument(stream), RedisArgument(service),
+            ]).array
         else { return }
         for consumer in consumers.map(ServiceRunner.fieldMap) {
             guard let name = consumer["name"]?.text, name != config.consumer,
                 consumer["pending"]?.integer == 0,
                 let idle = consumer["idle"]?.integer, idle > Int64(config.consumerIdleLimitMs)
             else { continue }
-            _ = try? redis.run(["XGROUP", "DELCONSUMER", RedisArgument(stream), RedisArgument(service), RedisArgument(name)])
+            _ = try? redis.run([
+                "XGROUP", "DELCONSUMER", RedisArgument(stream), RedisArgument(service),
+                RedisArgument(name),
+            ])
             logger.info("removed a consumer gone for long", [.stream: stream, .consumer: name])
         }
     }
@@ -497,7 +568,8 @@ public final class ServiceRunner: @unchecked Sendable {
             case .done(let reply):
                 return reply
             case .conflict:
-                return Reply(APIError.unprocessable("this Idempotency-Key was used with another request"))
+                return Reply(
+                    APIError.unprocessable("this Idempotency-Key was used with another request"))
             case .inProgress(let age):
                 if age > Int64(config.claimIdleMs) { return finish(handler, command, ledger) }
                 return waitForOtherDelivery(command, ledger)
@@ -541,7 +613,8 @@ public final class ServiceRunner: @unchecked Sendable {
             } catch let error as MongoError where error.kind == .unavailable {
                 let left = command.deadline - Timestamp.now().milliseconds
                 if left < Int64(backoffMs + 200) {
-                    return Reply(ServiceRunner.apiError(for: error, logger: logger, command: command))
+                    return Reply(
+                        ServiceRunner.apiError(for: error, logger: logger, command: command))
                 }
                 usleep(UInt32(backoffMs * 1000))
                 backoffMs = min(backoffMs * 2, 1000)
@@ -556,12 +629,14 @@ public final class ServiceRunner: @unchecked Sendable {
         case let api as APIError:
             return api
         case let mongo as MongoError where mongo.kind == .unavailable:
-            logger.warning("mongodb unavailable", [.command: command.id, .error: mongo.description])
+            logger.warning(
+                "mongodb unavailable", [.command: command.id, .error: mongo.description])
             return .unavailable("the database is unavailable")
         case let mongo as MongoError where mongo.kind == .duplicateKey:
             return .conflict("a document with the same unique key exists")
         default:
-            logger.error("command failed", [.command: command.id, .type: command.type, .error: "\(error)"])
+            logger.error(
+                "command failed", [.command: command.id, .type: command.type, .error: "\(error)"])
             return .internalError()
         }
     }

@@ -42,7 +42,9 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(status: 400, code: "malformed_request", message: message)
     }
 
-    public static func unauthorized(_ message: String = "missing or invalid bearer token") -> APIError {
+    public static func unauthorized(_ message: String = "missing or invalid bearer token")
+        -> APIError
+    {
         APIError(status: 401, code: "unauthorized", message: message)
     }
 

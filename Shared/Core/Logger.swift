@@ -41,7 +41,8 @@ public struct Logger: Sendable {
 
     public init(service: String, level: LogLevel? = nil) {
         self.service = service
-        self.level = level ?? LogLevel(name: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info")
+        self.level =
+            level ?? LogLevel(name: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info")
     }
 
     public func trace(_ message: String, _ fields: [LogField: String] = [:]) {

@@ -32,7 +32,9 @@ public final class Metrics: Sendable {
 
     /// Label values escaped as the text format wants; most need no change and are not copied.
     private static func escape(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else { return value }
+        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else {
+            return value
+        }
         var out = ""
         for character in value {
             switch character {
@@ -45,7 +47,9 @@ public final class Metrics: Sendable {
         return out
     }
 
-    public func add(_ name: String, _ amount: Double = 1, labels: [(String, String)] = [], help: String = "") {
+    public func add(
+        _ name: String, _ amount: Double = 1, labels: [(String, String)] = [], help: String = ""
+    ) {
         let key = Metrics.labelText(labels)
         state.withLock { s in
             s.counters[name, default: [:]][key, default: 0] += amount
@@ -53,7 +57,9 @@ public final class Metrics: Sendable {
         }
     }
 
-    public func set(_ name: String, _ value: Double, labels: [(String, String)] = [], help: String = "") {
+    public func set(
+        _ name: String, _ value: Double, labels: [(String, String)] = [], help: String = ""
+    ) {
         let key = Metrics.labelText(labels)
         state.withLock { s in
             s.counters[name, default: [:]][key] = value
@@ -61,10 +67,13 @@ public final class Metrics: Sendable {
         }
     }
 
-    public func observe(_ name: String, seconds: Double, labels: [(String, String)] = [], help: String = "") {
+    public func observe(
+        _ name: String, seconds: Double, labels: [(String, String)] = [], help: String = ""
+    ) {
         let key = Metrics.labelText(labels)
         state.withLock { s in
-            var histogram = s.histograms[name]?[key]
+            var histogram =
+                s.histograms[name]?[key]
                 ?? Histogram(counts: [Int](repeating: 0, count: Metrics.latencyBuckets.count))
             for (index, bound) in Metrics.latencyBuckets.enumerated() where seconds <= bound {
                 histogram.counts[index] += 1
@@ -83,17 +92,21 @@ public final class Metrics: Sendable {
             for name in s.counters.keys.sorted() {
                 let (help, type) = s.help[name] ?? ("", "counter")
                 out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-                for (labels, value) in s.counters[name, default: [:]].sorted(by: { $0.key < $1.key }) {
+                for (labels, value) in s.counters[name, default: [:]].sorted(by: { $0.key < $1.key }
+                ) {
                     out += "\(name)\(labels) \(Metrics.number(value))\n"
                 }
             }
             for name in s.histograms.keys.sorted() {
                 let (help, _) = s.help[name] ?? ("", "histogram")
                 out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-                for (labels, histogram) in s.histograms[name, default: [:]].sorted(by: { $0.key < $1.key }) {
+                for (labels, histogram) in s.histograms[name, default: [:]].sorted(by: {
+                    $0.key < $1.key
+                }) {
                     let inner = labels.isEmpty ? "" : String(labels.dropFirst().dropLast()) + ","
                     for (index, bound) in Metrics.latencyBuckets.enumerated() {
-                        out += "\(name)_bucket{\(inner)le=\"\(bound)\"} \(histogram.counts[index])\n"
+                        out +=
+                            "\(name)_bucket{\(inner)le=\"\(bound)\"} \(histogram.counts[index])\n"
                     }
                     out += "\(name)_bucket{\(inner)le=\"+Inf\"} \(histogram.total)\n"
                     out += "\(name)_sum\(labels) \(histogram.sum)\n"

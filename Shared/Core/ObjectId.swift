@@ -34,7 +34,8 @@ public struct ObjectId: Sendable, Hashable, CustomStringConvertible {
         guard utf8.count == 24 else { return nil }
         var raw = [UInt8](repeating: 0, count: 12)
         for i in 0..<12 {
-            guard let hi = ObjectId.nibble(utf8[2 * i]), let lo = ObjectId.nibble(utf8[2 * i + 1]) else {
+            guard let hi = ObjectId.nibble(utf8[2 * i]), let lo = ObjectId.nibble(utf8[2 * i + 1])
+            else {
                 return nil
             }
             raw[i] = hi << 4 | lo

@@ -51,7 +51,9 @@ public struct Validator {
         return text
     }
 
-    public mutating func oneOf(_ key: String, _ allowed: [String], required: Bool = false) -> String? {
+    public mutating func oneOf(_ key: String, _ allowed: [String], required: Bool = false)
+        -> String?
+    {
         guard let value = body[key] else {
             if required { fail(key, "is required") }
             return nil
@@ -71,7 +73,10 @@ public struct Validator {
             return nil
         }
         guard let number = value.strictNumber, number >= min, number <= max else {
-            fail(key, "must be a number from \(Value.double(min).jsonText) to \(Value.double(max).jsonText)")
+            fail(
+                key,
+                "must be a number from \(Value.double(min).jsonText) to \(Value.double(max).jsonText)"
+            )
             return nil
         }
         return number
@@ -85,7 +90,8 @@ public struct Validator {
             if required { fail(key, "is required") }
             return nil
         }
-        guard value.strictNumber != nil, let number = value.intValue, number >= min, number <= max else {
+        guard value.strictNumber != nil, let number = value.intValue, number >= min, number <= max
+        else {
             fail(key, "must be an integer from \(min) to \(max)")
             return nil
         }
@@ -129,7 +135,8 @@ public struct Validator {
         }
         var strings: [String] = []
         for item in items {
-            guard case .string(let text) = item, !text.isEmpty, text.unicodeScalars.count <= maxLength
+            guard case .string(let text) = item, !text.isEmpty,
+                text.unicodeScalars.count <= maxLength
             else {
                 fail(key, "each item must be a non-empty string of at most \(maxLength) characters")
                 return nil

@@ -97,8 +97,10 @@ public enum Value: Sendable, Equatable {
     }
 }
 
-extension Value: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+extension Value: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByBooleanLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral,
+    ExpressibleByNilLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int) { self = .int64(Int64(value)) }
@@ -144,7 +146,9 @@ public struct Document: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     public func value(at path: String) -> Value? {
         var current: Value = .document(self)
         for part in path.split(separator: ".", omittingEmptySubsequences: false) {
-            guard case .document(let doc) = current, let next = doc[String(part)] else { return nil }
+            guard case .document(let doc) = current, let next = doc[String(part)] else {
+                return nil
+            }
             current = next
         }
         return current
@@ -194,7 +198,8 @@ public struct Timestamp: Sendable, Hashable, Comparable {
             let s = String(v)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+        return
+            "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
             + "\(pad(Int32(millis), 3))Z"
     }

@@ -20,7 +20,9 @@ public enum Crypto {
         var length: UInt32 = 0
         key.withUnsafeBufferPointer { k in
             data.withUnsafeBufferPointer { d in
-                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, &digest, &length)
+                _ = HMAC(
+                    EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, &digest,
+                    &length)
             }
         }
         return Array(digest.prefix(Int(length)))
@@ -59,7 +61,8 @@ public enum Crypto {
         var setting = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
         let made = salt.withUnsafeBufferPointer { raw in
             raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
-                crypt_gensalt_rn("$2b$", UInt(cost), $0, Int32(raw.count), &setting, Int32(setting.count))
+                crypt_gensalt_rn(
+                    "$2b$", UInt(cost), $0, Int32(raw.count), &setting, Int32(setting.count))
             }
         }
         guard made != nil else { return nil }
@@ -68,7 +71,8 @@ public enum Crypto {
 
     /// Checks a password against a stored bcrypt hash in constant time.
     public static func bcryptVerify(_ password: String, hash: String) -> Bool {
-        guard hash.hasPrefix("$2"), let computed = crypt(password, setting: Array(hash.utf8CString)) else {
+        guard hash.hasPrefix("$2"), let computed = crypt(password, setting: Array(hash.utf8CString))
+        else {
             return false
         }
         return constantTimeEqual(Array(computed.utf8), Array(hash.utf8))
@@ -78,7 +82,8 @@ public enum Crypto {
         let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
         defer { data.deallocate() }
         memset(data, 0, MemoryLayout<crypt_data>.size)
-        guard let result = crypt_rn(password, setting, data, Int32(MemoryLayout<crypt_data>.size)) else {
+        guard let result = crypt_rn(password, setting, data, Int32(MemoryLayout<crypt_data>.size))
+        else {
             return nil
         }
         let text = String(cString: result)

@@ -23,7 +23,8 @@ public struct JWT: Sendable {
     public func sign(_ claims: TokenClaims, issuedAt: Int64? = nil) -> String {
         let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         var payload: Document = [
-            "sub": .string(claims.userId.hex), "role": .string(claims.role), "exp": .int64(claims.expiresAt),
+            "sub": .string(claims.userId.hex), "role": .string(claims.role),
+            "exp": .int64(claims.expiresAt),
         ]
         if let issuedAt { payload["iat"] = .int64(issuedAt) }
         let body = Base64URL.encode(JSONWriter.bytes(.document(payload)))
@@ -50,6 +51,7 @@ public struct JWT: Sendable {
             let expiry = payload["exp"]?.intValue, expiry > now
         else { return nil }
         let role = payload["role"]?.stringValue ?? "user"
-        return TokenClaims(userId: userId, role: role == "admin" ? "admin" : "user", expiresAt: expiry)
+        return TokenClaims(
+            userId: userId, role: role == "admin" ? "admin" : "user", expiresAt: expiry)
     }
 }

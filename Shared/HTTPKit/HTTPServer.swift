@@ -48,7 +48,9 @@ public struct HTTPResponse: Sendable {
     }
 
     public static func json(_ status: Int, _ body: [UInt8]) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")], body: body)
+        HTTPResponse(
+            status: status, headers: [("Content-Type", "application/json; charset=utf-8")],
+            body: body)
     }
 
     public static func error(_ error: APIError) -> HTTPResponse { .json(error.status, error.body) }
@@ -116,7 +118,8 @@ public final class HTTPServer: @unchecked Sendable {
         let me = Unmanaged.passUnretained(self).toOpaque()
         let started = withUnsafePointer(to: &address) { addressPointer -> OpaquePointer? in
             let args: [CVarArg] = [
-                MHD_OPTION.NOTIFY_COMPLETED.rawValue, unsafeBitCast(requestCompleted, to: OpaquePointer.self),
+                MHD_OPTION.NOTIFY_COMPLETED.rawValue,
+                unsafeBitCast(requestCompleted, to: OpaquePointer.self),
                 OpaquePointer(me),
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
@@ -124,7 +127,8 @@ public final class HTTPServer: @unchecked Sendable {
                 // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
                 MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(32 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
-                MHD_OPTION.UNESCAPE_CALLBACK.rawValue, unsafeBitCast(unescape, to: OpaquePointer.self),
+                MHD_OPTION.UNESCAPE_CALLBACK.rawValue,
+                unsafeBitCast(unescape, to: OpaquePointer.self),
                 OpaquePointer(me),
                 MHD_OPTION.END.rawValue,
             ]
@@ -316,9 +320,10 @@ private let accessHandler: MHD_AccessHandlerCallback = {
 /// libmicrohttpd's own percent-decoding, except for text holding `%00`: decoded, the NUL would
 /// end the C string early and `/sessions/S%00/messages` would reach the route of `/sessions/S`.
 /// Left encoded, such an id names nothing (404).
-private typealias Unescaper = @convention(c) (
-    UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?
-) -> Int
+private typealias Unescaper =
+    @convention(c) (
+        UnsafeMutableRawPointer?, OpaquePointer?, UnsafeMutablePointer<CChar>?
+    ) -> Int
 
 private let unescape: Unescaper = { _, _, text in
     guard let text else { return 0 }

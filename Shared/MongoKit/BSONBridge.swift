@@ -45,7 +45,8 @@ enum BSONBridge {
             bson_append_date_time(bson, key, keyLength, t.milliseconds)
         case .binary(let bytes):
             bytes.withUnsafeBufferPointer {
-                _ = bson_append_binary(bson, key, keyLength, BSON_SUBTYPE_BINARY, $0.baseAddress, UInt32($0.count))
+                _ = bson_append_binary(
+                    bson, key, keyLength, BSON_SUBTYPE_BINARY, $0.baseAddress, UInt32($0.count))
             }
         case .array(let items):
             let child = uc_bson_alloc()!
@@ -83,7 +84,10 @@ enum BSONBridge {
             var length: UInt32 = 0
             guard let text = bson_iter_utf8(iterator, &length) else { return .string("") }
             return text.withMemoryRebound(to: UInt8.self, capacity: Int(length)) {
-                .string(String(decoding: UnsafeBufferPointer(start: $0, count: Int(length)), as: UTF8.self))
+                .string(
+                    String(
+                        decoding: UnsafeBufferPointer(start: $0, count: Int(length)), as: UTF8.self)
+                )
             }
         case BSON_TYPE_INT32:
             return .int32(bson_iter_int32(iterator))

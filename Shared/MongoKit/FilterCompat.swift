@@ -15,10 +15,15 @@ enum FilterCompat {
                     return (pair.key, pair.value)
                 case (let key, .objectId) where !key.hasPrefix("$"):
                     return (key, ["$in": [pair.value]])
-                case ("$or", .array(let branches)), ("$and", .array(let branches)), ("$nor", .array(let branches)):
-                    return (pair.key, .array(branches.map { branch in
-                        branch.documentValue.map { .document(rewrite($0)) } ?? branch
-                    }))
+                case ("$or", .array(let branches)), ("$and", .array(let branches)),
+                    ("$nor", .array(let branches)):
+                    return (
+                        pair.key,
+                        .array(
+                            branches.map { branch in
+                                branch.documentValue.map { .document(rewrite($0)) } ?? branch
+                            })
+                    )
                 default:
                     return (pair.key, pair.value)
                 }

@@ -53,7 +53,9 @@ public final class MongoPool: @unchecked Sendable {
     public init(uri text: String, appName: String) throws(MongoError) {
         _ = MongoPool.initialize
         var error = bson_error_t()
-        guard let uri = mongoc_uri_new_with_error(text, &error) else { throw MongoError.from(error) }
+        guard let uri = mongoc_uri_new_with_error(text, &error) else {
+            throw MongoError.from(error)
+        }
         if !text.contains("serverSelectionTimeoutMS") {
             mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000)
         }
@@ -143,7 +145,8 @@ public struct MongoCollection: Sendable {
 
     /// Inserts in one call; with `ordered: false` duplicates are skipped and counted.
     @discardableResult
-    public func insertMany(_ documents: [Document], ordered: Bool = true) throws(MongoError) -> Int {
+    public func insertMany(_ documents: [Document], ordered: Bool = true) throws(MongoError) -> Int
+    {
         guard !documents.isEmpty else { return 0 }
         return try with { collection throws(MongoError) in
             var docs = documents.map { BSONBridge.make($0) }
@@ -154,7 +157,8 @@ public struct MongoCollection: Sendable {
             defer { uc_bson_free(reply) }
             var error = bson_error_t()
             var pointers: [OpaquePointer?] = docs
-            let ok = mongoc_collection_insert_many(collection, &pointers, pointers.count, opts, reply, &error)
+            let ok = mongoc_collection_insert_many(
+                collection, &pointers, pointers.count, opts, reply, &error)
             let inserted = Int(BSONBridge.read(reply)["insertedCount"]?.intValue ?? 0)
             if !ok {
                 let failure = MongoError.from(error)
@@ -197,7 +201,9 @@ public struct MongoCollection: Sendable {
         try with { collection throws(MongoError) in
             let stages = BSONBridge.make(["pipeline": .array(pipeline.map { .document($0) })])
             defer { uc_bson_free(stages) }
-            guard let cursor = mongoc_collection_aggregate(collection, MONGOC_QUERY_NONE, stages, nil, nil)
+            guard
+                let cursor = mongoc_collection_aggregate(
+                    collection, MONGOC_QUERY_NONE, stages, nil, nil)
             else { throw MongoError(kind: .client, code: 0, message: "aggregate failed") }
             defer { mongoc_cursor_destroy(cursor) }
             return try drain(cursor)
@@ -216,18 +222,22 @@ public struct MongoCollection: Sendable {
     }
 
     @discardableResult
-    public func updateOne(_ filter: Document, _ update: Document, upsert: Bool = false) throws(MongoError)
+    public func updateOne(_ filter: Document, _ update: Document, upsert: Bool = false)
+        throws(MongoError)
         -> UpdateResult
     {
         try change(filter, update, upsert: upsert, many: false)
     }
 
     @discardableResult
-    public func updateMany(_ filter: Document, _ update: Document) throws(MongoError) -> UpdateResult {
+    public func updateMany(_ filter: Document, _ update: Document) throws(MongoError)
+        -> UpdateResult
+    {
         try change(filter, update, upsert: false, many: true)
     }
 
-    private func change(_ filter: Document, _ update: Document, upsert: Bool, many: Bool) throws(MongoError)
+    private func change(_ filter: Document, _ update: Document, upsert: Bool, many: Bool)
+        throws(MongoError)
         -> UpdateResult
     {
         try with { collection throws(MongoError) in
@@ -272,7 +282,8 @@ public struct MongoCollection: Sendable {
             var flags = MONGOC_FIND_AND_MODIFY_NONE.rawValue
             if upsert { flags |= MONGOC_FIND_AND_MODIFY_UPSERT.rawValue }
             if returnNew { flags |= MONGOC_FIND_AND_MODIFY_RETURN_NEW.rawValue }
-            mongoc_find_and_modify_opts_set_flags(opts, mongoc_find_and_modify_flags_t(rawValue: flags))
+            mongoc_find_and_modify_opts_set_flags(
+                opts, mongoc_find_and_modify_flags_t(rawValue: flags))
             if let sort {
                 let sortBSON = BSONBridge.make(sort)
                 defer { uc_bson_free(sortBSON) }
@@ -286,7 +297,9 @@ public struct MongoCollection: Sendable {
             let reply = uc_bson_alloc()!
             defer { uc_bson_free(reply) }
             var error = bson_error_t()
-            guard mongoc_collection_find_and_modify_with_opts(collection, query, opts, reply, &error) else {
+            guard
+                mongoc_collection_find_and_modify_with_opts(collection, query, opts, reply, &error)
+            else {
                 throw MongoError.from(error)
             }
             return BSONBridge.read(reply)["value"]?.documentValue

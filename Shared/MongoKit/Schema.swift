@@ -9,7 +9,8 @@ public struct IndexSpec: Sendable {
     public let partial: Document?
 
     public init(
-        _ keys: Document, unique: Bool = false, expireAfterSeconds: Int? = nil, partial: Document? = nil
+        _ keys: Document, unique: Bool = false, expireAfterSeconds: Int? = nil,
+        partial: Document? = nil
     ) {
         self.keys = keys
         self.unique = unique
@@ -18,8 +19,10 @@ public struct IndexSpec: Sendable {
     }
 
     var name: String {
-        keys.pairs.map { "\($0.key)_\(JSONWriter.string($0.value).replacingOccurrences(of: "\"", with: ""))" }
-            .joined(separator: "_")
+        keys.pairs.map {
+            "\($0.key)_\(JSONWriter.string($0.value).replacingOccurrences(of: "\"", with: ""))"
+        }
+        .joined(separator: "_")
     }
 }
 
@@ -69,7 +72,8 @@ extension MongoPool {
             try command(["createIndexes": .string(spec.name), "indexes": .array(indexes)])
         } catch let error where error.kind == .server {
             logger.warning(
-                "index options differ from the existing ones", [.error: error.description, .stream: spec.name])
+                "index options differ from the existing ones",
+                [.error: error.description, .stream: spec.name])
         }
     }
 }

@@ -91,7 +91,9 @@ public final class RedisConnection: @unchecked Sendable {
     /// Connects if there is no live context yet.
     public func connect() throws(RedisError) {
         if context != nil { return }
-        guard let made = redisConnectWithTimeout(address.host, Int32(address.port), timeval(ms: timeoutMs))
+        guard
+            let made = redisConnectWithTimeout(
+                address.host, Int32(address.port), timeval(ms: timeoutMs))
         else { throw .connection("cannot allocate a redis context") }
         if made.pointee.err != 0 {
             let message = errorText(made)
@@ -171,7 +173,8 @@ public final class RedisConnection: @unchecked Sendable {
         _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
     ) -> R {
         let buffers = arguments.map(\.bytes)
-        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(1, buffers.count))
+        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(
+            capacity: max(1, buffers.count))
         let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(1, buffers.count))
         var storage: [UnsafeMutablePointer<CChar>] = []
         defer {
@@ -210,7 +213,11 @@ public final class RedisConnection: @unchecked Sendable {
             var items: [RedisReply] = []
             items.reserveCapacity(r.elements)
             for i in 0..<r.elements {
-                if let child = r.element[i] { items.append(copy(child)) } else { items.append(.null) }
+                if let child = r.element[i] {
+                    items.append(copy(child))
+                } else {
+                    items.append(.null)
+                }
             }
             return .array(items)
         default:

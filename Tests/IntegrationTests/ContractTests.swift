@@ -52,12 +52,23 @@ struct ContractTests {
             ("404 route", try cluster.get("/api/nothing/here", user)),
             ("404 id", try cluster.get("/api/chat/sessions/session-unknown", user)),
             ("405", try HTTPClient.send(cluster, "PATCH", "/api/chat/sessions", token: user.token)),
-            ("413", try cluster.post("/api/chat/sessions/\(session)/messages", user,
-                                     json(["role": "user", "content": .string(big)]))),
-            ("415", try HTTPClient.send(cluster, "POST", "/api/chat/sessions", token: user.token,
-                                        rawBody: Array(#"{"name":"a"}"#.utf8),
-                                        headers: ["Content-Type": "text/plain"])),
-            ("414", try cluster.get("/api/chat/sessions/" + String(repeating: "a", count: 3000), user)),
+            (
+                "413",
+                try cluster.post(
+                    "/api/chat/sessions/\(session)/messages", user,
+                    json(["role": "user", "content": .string(big)]))
+            ),
+            (
+                "415",
+                try HTTPClient.send(
+                    cluster, "POST", "/api/chat/sessions", token: user.token,
+                    rawBody: Array(#"{"name":"a"}"#.utf8),
+                    headers: ["Content-Type": "text/plain"])
+            ),
+            (
+                "414",
+                try cluster.get("/api/chat/sessions/" + String(repeating: "a", count: 3000), user)
+            ),
             ("healthz", try HTTPClient.send(cluster, "GET", "/healthz")),
             ("openapi", try HTTPClient.send(cluster, "GET", "/openapi.json")),
             ("metrics", try HTTPClient.send(cluster, "GET", "/metrics")),
@@ -70,11 +81,13 @@ struct ContractTests {
             answers.append(("zip", try cluster.get("/api/chat/canvas/projects/\(id)/export", user)))
         }
         let statuses = answers.map { "\($0.0)=\($0.1.status)" }
-        #expect(answers.contains { $0.1.status == 413 } && answers.contains { $0.1.status == 414 },
-                "\(statuses)")
+        #expect(
+            answers.contains { $0.1.status == 413 } && answers.contains { $0.1.status == 414 },
+            "\(statuses)")
         for (name, answer) in answers {
             #expect(answer.headers["cache-control"] == "no-store", "\(name): \(answer.status)")
-            #expect(answer.headers["x-content-type-options"] == "nosniff", "\(name): \(answer.status)")
+            #expect(
+                answer.headers["x-content-type-options"] == "nosniff", "\(name): \(answer.status)")
             if answer.status >= 400 {
                 #expect(answer.errorCode != nil, "\(name): \(answer.status) is not a JSON error")
             }

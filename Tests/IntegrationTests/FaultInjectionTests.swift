@@ -34,9 +34,14 @@ struct FaultInjectionTests {
                     while running.load(ordering: .relaxed) {
                         let number = sequence.wrappingAdd(1, ordering: .relaxed).newValue
                         let name = "load-\(number)"
-                        let result = try? cluster.post("/api/chat/sessions", user, json(["name": .string(name)]))
-                        outcomes.withLock { $0.append(Outcome(name: name, status: result?.status ?? 0)) }
-                        if number % 5 == 0 { _ = try? cluster.get("/api/chat/sessions?limit=5", user) }
+                        let result = try? cluster.post(
+                            "/api/chat/sessions", user, json(["name": .string(name)]))
+                        outcomes.withLock {
+                            $0.append(Outcome(name: name, status: result?.status ?? 0))
+                        }
+                        if number % 5 == 0 {
+                            _ = try? cluster.get("/api/chat/sessions?limit=5", user)
+                        }
                         usleep(20_000)
                     }
                     done.leave()
@@ -56,7 +61,8 @@ struct FaultInjectionTests {
         let cluster = try Cluster(
             services: ["sessions"],
             environment: [
-                "CLAIM_IDLE_MS": "1500", "REQUEST_TIMEOUT_MS": "6000", "WORKERS": "4", "RATE_LIMIT_WRITES": "0",
+                "CLAIM_IDLE_MS": "1500", "REQUEST_TIMEOUT_MS": "6000", "WORKERS": "4",
+                "RATE_LIMIT_WRITES": "0",
             ],
             replicas: ["sessions": 2], durableRedis: true)
         defer { cluster.shutdown() }
@@ -69,8 +75,11 @@ struct FaultInjectionTests {
             try action()
             Thread.sleep(forTimeInterval: 1.5)
             let outcomes = load.outcomes.withLock { Array($0[before...]) }
-            report.append((name, outcomes.filter { (200..<300).contains($0.status) }.count,
-                           outcomes.filter { !(200..<300).contains($0.status) }.count))
+            report.append(
+                (
+                    name, outcomes.filter { (200..<300).contains($0.status) }.count,
+                    outcomes.filter { !(200..<300).contains($0.status) }.count
+                ))
         }
 
         Thread.sleep(forTimeInterval: 1)
@@ -112,7 +121,8 @@ struct FaultInjectionTests {
         try cluster.stop("gateway", signal: SIGTERM)
 
         let pool = try MongoPool(uri: cluster.mongoURI, appName: "fault-test")
-        let stored = try pool.collection("chat_sessions").find(["userId": .objectId(user.id)], projection: ["name": 1])
+        let stored = try pool.collection("chat_sessions").find(
+            ["userId": .objectId(user.id)], projection: ["name": 1])
         var effects: [String: Int] = [:]
         for doc in stored { effects[doc["name"]?.stringValue ?? "", default: 0] += 1 }
         let outcomes = load.outcomes.withLock { $0 }
@@ -124,10 +134,14 @@ struct FaultInjectionTests {
 
         var table = "\nphase                                         2xx   other\n"
         for (name, ok, other) in report {
-            table += name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%5d %7d\n", ok, other)
+            table +=
+                name.padding(toLength: 44, withPad: " ", startingAt: 0)
+                + String(format: "%5d %7d\n", ok, other)
         }
-        table += "requests sent \(outcomes.count), 2xx \(acknowledged.count), other \(failed.count), "
-        table += "effects found \(effects.values.reduce(0, +)), lost \(lost.count), doubled \(doubled.count), "
+        table +=
+            "requests sent \(outcomes.count), 2xx \(acknowledged.count), other \(failed.count), "
+        table +=
+            "effects found \(effects.values.reduce(0, +)), lost \(lost.count), doubled \(doubled.count), "
         table += "failed but applied once \(failedButApplied.count)\n"
         FileHandle.standardError.write(Data(table.utf8))
 

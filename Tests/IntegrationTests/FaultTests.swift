@@ -9,7 +9,8 @@ struct FaultTests {
     @Test("504 while the service is stopped; late replies never reach other requests (C16)")
     func stoppedServiceTimesOutAndLateRepliesExpire() throws {
         let cluster = try Cluster(
-            services: ["sessions"], environment: ["REQUEST_TIMEOUT_MS": "1500", "REPLY_TTL_MS": "2000"])
+            services: ["sessions"],
+            environment: ["REQUEST_TIMEOUT_MS": "1500", "REPLY_TTL_MS": "2000"])
         defer { cluster.shutdown() }
         let a = cluster.newUser()
         let b = cluster.newUser()
@@ -19,7 +20,8 @@ struct FaultTests {
         let statuses = Mutex<[Int]>([])
         let started = Date()
         parallel(20) { index in
-            let result = try? cluster.post("/api/chat/sessions", a, json(["name": .string("late-\(index)")]))
+            let result = try? cluster.post(
+                "/api/chat/sessions", a, json(["name": .string("late-\(index)")]))
             statuses.withLock { $0.append(result?.status ?? -1) }
             #expect(result?.errorCode == "timeout")
         }
@@ -28,7 +30,8 @@ struct FaultTests {
         cluster.send("sessions", signal: SIGCONT)
 
         for index in 0..<10 {
-            let result = try cluster.post("/api/chat/sessions", b, json(["name": .string("fresh-\(index)")]))
+            let result = try cluster.post(
+                "/api/chat/sessions", b, json(["name": .string("fresh-\(index)")]))
             #expect(result.status == 201)
             #expect(result["name"]?.stringValue == "fresh-\(index)")
         }
@@ -43,7 +46,8 @@ struct FaultTests {
         let names = (try cluster.get("/api/chat/sessions?limit=100", a)["items"]?.arrayValue ?? [])
             .compactMap { $0.documentValue?["name"]?.stringValue }
         #expect(names == ["before"], "commands past their deadline have no effect")
-        #expect(try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer == 0)
+        #expect(
+            try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer == 0)
     }
 
     @Test("C15: a stalled consumer and the one that claimed its command apply it once")
@@ -60,7 +64,8 @@ struct FaultTests {
         let statuses = Mutex<[Int]>([])
         parallel(6) { index in
             let result = try? cluster.post(
-                "/api/chat/sessions/\(session)/messages", user, json(["role": "user", "content": .string("c\(index)")]))
+                "/api/chat/sessions/\(session)/messages", user,
+                json(["role": "user", "content": .string("c\(index)")]))
             statuses.withLock { $0.append(result?.status ?? -1) }
         }
         #expect(statuses.withLock { $0 }.allSatisfy { $0 == 201 })
@@ -68,7 +73,9 @@ struct FaultTests {
         Thread.sleep(forTimeInterval: 1.5)
         let detail = try cluster.get("/api/chat/sessions/\(session)", user)
         #expect(detail.document?.value(at: "stats.messageCount")?.intValue == 6)
-        let contents = detail["messages"]?.arrayValue?.compactMap { $0.documentValue?["content"]?.stringValue } ?? []
+        let contents =
+            detail["messages"]?.arrayValue?.compactMap { $0.documentValue?["content"]?.stringValue }
+            ?? []
         #expect(contents.sorted() == (0..<6).map { "c\($0)" })
         let pending = try cluster.redis().run(["XPENDING", "uc:cmd:sessions", "sessions"])
         #expect(pending.array?.first?.integer == 0)
@@ -100,7 +107,8 @@ struct FaultTests {
         }
         #expect(recovered)
         #expect(try cluster.get("/api/chat/sessions/\(before)", user).status == 200)
-        #expect(try cluster.post("/api/chat/sessions", user, #"{"name":"after outage"}"#).status == 201)
+        #expect(
+            try cluster.post("/api/chat/sessions", user, #"{"name":"after outage"}"#).status == 201)
         #expect(cluster.pids("gateway") == gateway)
         #expect(cluster.pids("sessions") == sessions)
     }

@@ -24,9 +24,11 @@ struct Target {
         let file = try cluster.createFile(user, project, "a.md", "a")["fileId"]?.stringValue ?? ""
         let history = try cluster.generate(user, project, ["prompt": "A page."])
         _ = try cluster.finishedHistory(user, history)
-        let action = try cluster.post(
-            "/api/chat/quick-actions", user,
-            #"{"label":"t","prompt":"p","category":"General","icon":"i"}"#)["actionId"]?.stringValue ?? ""
+        let action =
+            try cluster.post(
+                "/api/chat/quick-actions", user,
+                #"{"label":"t","prompt":"p","category":"General","icon":"i"}"#)["actionId"]?
+            .stringValue ?? ""
         return Target(
             user: user, admin: cluster.newUser(role: "admin"), session: session, message: message,
             project: project, file: file, history: history, action: action)
@@ -65,13 +67,16 @@ struct Target {
         case "agents.create": return #"{"agentId":"hostile-x","name":"n"}"#
         case "agents.update": return #"{"description":"d"}"#
         case "feedback.create":
-            return json(["conversationId": .string(session), "feedbackType": "conversation", "rating": 3])
+            return json([
+                "conversationId": .string(session), "feedbackType": "conversation", "rating": 3,
+            ])
         case "auth.register": return #"{"email":"h@example.com","name":"n","password":"12345678"}"#
         case "auth.login": return #"{"email":"h@example.com","password":"x"}"#
         case "auth.refresh", "auth.logout": return #"{"refreshToken":"rt_x"}"#
         case "me.update": return #"{"bio":"b"}"#
         case "settings.update": return #"{"mode":"fast"}"#
-        case "quickActions.create": return #"{"label":"l","prompt":"p","category":"General","icon":"i"}"#
+        case "quickActions.create":
+            return #"{"label":"l","prompt":"p","category":"General","icon":"i"}"#
         case "quickActions.update": return #"{"label":"l"}"#
         case "canvas.projects.create": return #"{"name":"n","template":"Blog","category":"blog"}"#
         case "canvas.projects.update": return #"{"description":"d"}"#
@@ -113,25 +118,63 @@ struct HostileInputTests {
         ("POST", "/api/chat/sessions", #"{"name":"x","settings":{"mode.x":"fast"}}"#),
         ("POST", "/api/chat/sessions", #"{"name":"x","a.b":1}"#),
         ("POST", "/api/chat/sessions", #"{"name":"x","tags":[{"$gt":""}]}"#),
-        ("POST", "/api/chat/feedback", #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":{"$gt":1}}}"#),
-        ("POST", "/api/chat/feedback", #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":[{"b.c":1}]}}"#),
-        ("POST", "/api/chat/feedback", #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"$inc":{"x":1}}}"#),
+        (
+            "POST", "/api/chat/feedback",
+            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":{"$gt":1}}}"#
+        ),
+        (
+            "POST", "/api/chat/feedback",
+            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":[{"b.c":1}]}}"#
+        ),
+        (
+            "POST", "/api/chat/feedback",
+            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"$inc":{"x":1}}}"#
+        ),
         ("PUT", "/api/chat/settings", #"{"notifications":{"$set":true}}"#),
         ("PUT", "/api/chat/settings", #"{"$unset":{"model":""}}"#),
         ("PUT", "/api/me", #"{"preferences":{"notifications":{"e.mail":true}}}"#),
         ("PUT", "/api/me", #"{"socialLinks":{"$where":"x"}}"#),
-        ("POST", "/api/chat/quick-actions", #"{"label":"l","prompt":"p","category":"General","icon":"i","$inc":{"usageCount":9}}"#),
-        ("POST", "/api/chat/canvas/projects", #"{"name":"n","template":"t","category":"c","settings":{"theme.$":"dark"}}"#),
-        ("POST", "/api/chat/canvas/files", #"{"projectId":"P","path":"x.md","metadata":{"$language":"x"}}"#),
-        ("POST", "/api/chat/sessions/S/messages", #"{"role":"user","content":"c","attachments":[{"$ref":"x"}]}"#),
-        ("POST", "/api/chat/sessions/S/messages", #"{"role":"user","content":"c","attachments":[{"a":{"b.c":1}}]}"#),
+        (
+            "POST", "/api/chat/quick-actions",
+            #"{"label":"l","prompt":"p","category":"General","icon":"i","$inc":{"usageCount":9}}"#
+        ),
+        (
+            "POST", "/api/chat/canvas/projects",
+            #"{"name":"n","template":"t","category":"c","settings":{"theme.$":"dark"}}"#
+        ),
+        (
+            "POST", "/api/chat/canvas/files",
+            #"{"projectId":"P","path":"x.md","metadata":{"$language":"x"}}"#
+        ),
+        (
+            "POST", "/api/chat/sessions/S/messages",
+            #"{"role":"user","content":"c","attachments":[{"$ref":"x"}]}"#
+        ),
+        (
+            "POST", "/api/chat/sessions/S/messages",
+            #"{"role":"user","content":"c","attachments":[{"a":{"b.c":1}}]}"#
+        ),
         ("POST", "/api/auth/login", #"{"email":"a@b.co","password":"x","$or":[{}]}"#),
-        ("POST", "/api/chat/sessions/S/messages", #"{"role":"user","content":"c","attachments":[{"":1}]}"#),
-        ("POST", "/api/chat/sessions/S/messages", #"{"role":"user","content":"c","attachments":[[{"a":{"":1}}]]}"#),
-        ("POST", "/api/chat/feedback", #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"":1}}"#),
-        ("POST", "/api/chat/feedback", #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":{"":{}}}}"#),
+        (
+            "POST", "/api/chat/sessions/S/messages",
+            #"{"role":"user","content":"c","attachments":[{"":1}]}"#
+        ),
+        (
+            "POST", "/api/chat/sessions/S/messages",
+            #"{"role":"user","content":"c","attachments":[[{"a":{"":1}}]]}"#
+        ),
+        (
+            "POST", "/api/chat/feedback",
+            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"":1}}"#
+        ),
+        (
+            "POST", "/api/chat/feedback",
+            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":{"":{}}}}"#
+        ),
     ])
-    func operatorAndDottedKeysAreRefusedAnywhereInABody(method: String, path: String, body: String) throws {
+    func operatorAndDottedKeysAreRefusedAnywhereInABody(method: String, path: String, body: String)
+        throws
+    {
         let user = cluster.newUser()
         let session = try cluster.createSession(user, name: "keys")
         let project = try cluster.createProject(user, name: "keys")
@@ -157,41 +200,86 @@ struct HostileInputTests {
         let cases: [(String, String, Document, String)] = [
             ("POST", "/api/chat/sessions", ["name": op], "name"),
             ("POST", "/api/chat/sessions", ["name": "n", "description": op], "description"),
-            ("POST", "/api/chat/sessions", ["name": "n", "settings": ["model": op]], "settings.model"),
+            (
+                "POST", "/api/chat/sessions", ["name": "n", "settings": ["model": op]],
+                "settings.model"
+            ),
             ("PUT", "/api/chat/sessions/\(target.session)", ["name": op], "name"),
-            ("POST", "/api/chat/sessions/\(target.session)/messages", ["role": "user", "content": op], "content"),
-            ("POST", "/api/chat/sessions/\(target.session)/messages", ["role": op, "content": "c"], "role"),
-            ("POST", "/api/chat/feedback",
-             ["conversationId": op, "feedbackType": "conversation", "rating": 3], "conversationId"),
-            ("POST", "/api/chat/feedback",
-             ["conversationId": .string(target.session), "feedbackType": "conversation", "rating": 3,
-              "comment": op], "comment"),
-            ("POST", "/api/chat/feedback",
-             ["conversationId": .string(target.session), "feedbackType": "message", "rating": 3,
-              "messageId": op], "messageId"),
+            (
+                "POST", "/api/chat/sessions/\(target.session)/messages",
+                ["role": "user", "content": op], "content"
+            ),
+            (
+                "POST", "/api/chat/sessions/\(target.session)/messages",
+                ["role": op, "content": "c"], "role"
+            ),
+            (
+                "POST", "/api/chat/feedback",
+                ["conversationId": op, "feedbackType": "conversation", "rating": 3],
+                "conversationId"
+            ),
+            (
+                "POST", "/api/chat/feedback",
+                [
+                    "conversationId": .string(target.session), "feedbackType": "conversation",
+                    "rating": 3,
+                    "comment": op,
+                ], "comment"
+            ),
+            (
+                "POST", "/api/chat/feedback",
+                [
+                    "conversationId": .string(target.session), "feedbackType": "message",
+                    "rating": 3,
+                    "messageId": op,
+                ], "messageId"
+            ),
             ("POST", "/api/auth/login", ["email": op, "password": "x"], "email"),
             ("POST", "/api/auth/login", ["email": "a@b.co", "password": op], "password"),
-            ("POST", "/api/auth/register", ["email": "a@b.co", "name": op, "password": "12345678"], "name"),
+            (
+                "POST", "/api/auth/register",
+                ["email": "a@b.co", "name": op, "password": "12345678"], "name"
+            ),
             ("POST", "/api/auth/refresh", ["refreshToken": op], "refreshToken"),
             ("PUT", "/api/me", ["bio": op], "bio"),
             ("PUT", "/api/chat/settings", ["mode": op], "mode"),
             ("PUT", "/api/chat/settings", ["model": op], "model"),
-            ("POST", "/api/chat/quick-actions", ["label": op, "prompt": "p", "category": "General", "icon": "i"],
-             "label"),
+            (
+                "POST", "/api/chat/quick-actions",
+                ["label": op, "prompt": "p", "category": "General", "icon": "i"],
+                "label"
+            ),
             ("PUT", "/api/chat/quick-actions/\(target.action)", ["prompt": op], "prompt"),
-            ("POST", "/api/chat/canvas/projects", ["name": "n", "template": op, "category": "c"], "template"),
-            ("PUT", "/api/chat/canvas/projects/\(target.project)", ["description": op], "description"),
+            (
+                "POST", "/api/chat/canvas/projects",
+                ["name": "n", "template": op, "category": "c"], "template"
+            ),
+            (
+                "PUT", "/api/chat/canvas/projects/\(target.project)", ["description": op],
+                "description"
+            ),
             ("POST", "/api/chat/canvas/files", ["projectId": op, "path": "x.md"], "projectId"),
-            ("POST", "/api/chat/canvas/files", ["projectId": .string(target.project), "path": op], "path"),
+            (
+                "POST", "/api/chat/canvas/files",
+                ["projectId": .string(target.project), "path": op], "path"
+            ),
             ("PUT", "/api/chat/canvas/files/\(target.file)", ["content": op], "content"),
-            ("POST", "/api/chat/canvas/projects/\(target.project)/generate", ["prompt": op], "prompt"),
-            ("POST", "/api/chat/canvas/projects/\(target.project)/rollback", ["historyId": op], "historyId"),
+            (
+                "POST", "/api/chat/canvas/projects/\(target.project)/generate", ["prompt": op],
+                "prompt"
+            ),
+            (
+                "POST", "/api/chat/canvas/projects/\(target.project)/rollback", ["historyId": op],
+                "historyId"
+            ),
         ]
         let before = try stored(user)
         for (method, path, body, field) in cases {
             let token = path.hasPrefix("/api/auth") ? nil : user.token
             let result = try HTTPClient.send(cluster, method, path, token: token, body: json(body))
-            #expect(result.status == 400, "\(method) \(path) \(field) -> \(result.status) \(result.text)")
+            #expect(
+                result.status == 400,
+                "\(method) \(path) \(field) -> \(result.status) \(result.text)")
             #expect(result.errorFields.contains(field), "\(method) \(path) -> \(result.text)")
         }
         #expect(try stored(user) == before)
@@ -225,7 +313,8 @@ struct HostileInputTests {
         let user = cluster.newUser()
         let pids = allPids
         for path in [
-            "/api/chat/sessions/%FF%FE", "/api/chat/sessions/%C0%AF", "/api/chat/sessions/%ED%A0%80",
+            "/api/chat/sessions/%FF%FE", "/api/chat/sessions/%C0%AF",
+            "/api/chat/sessions/%ED%A0%80",
             "/api/chat/canvas/files/%00", "/api/agents/%F0%9F%98%80",
         ] {
             let result = try cluster.get(path, user)
@@ -238,7 +327,8 @@ struct HostileInputTests {
             #expect(result.status == 400 || result.items.isEmpty)
         }
         let header = try HTTPClient.send(
-            cluster, "GET", "/api/chat/sessions", headers: ["Authorization": "Bearer \u{00FF}\u{00FE}"])
+            cluster, "GET", "/api/chat/sessions",
+            headers: ["Authorization": "Bearer \u{00FF}\u{00FE}"])
         #expect(header.status == 401)
         #expect(allPids == pids)
     }
@@ -279,20 +369,26 @@ struct HostileInputTests {
             for id in ids {
                 let path = target.path(route, id: id)
                 let result = try HTTPClient.send(
-                    cluster, route.method, path, token: target.token(route), body: target.body(route))
+                    cluster, route.method, path, token: target.token(route),
+                    body: target.body(route))
                 checked += 1
                 // A literal `..` is resolved by the client: the request names the parent route.
                 let allowed: Set<Int> = id == ".." ? [404, 405] : [404]
                 if !allowed.contains(result.status) || result.errorCode == nil {
-                    unexpected.append("\(route.method) \(path) -> \(result.status) \(result.text.prefix(120))")
+                    unexpected.append(
+                        "\(route.method) \(path) -> \(result.status) \(result.text.prefix(120))")
                 }
-                if result.headers["x-injected"] != nil { unexpected.append("header injected by \(path)") }
+                if result.headers["x-injected"] != nil {
+                    unexpected.append("header injected by \(path)")
+                }
             }
             let long = try HTTPClient.send(
-                cluster, route.method, target.path(route, id: String(repeating: "a", count: 10_000)),
+                cluster, route.method,
+                target.path(route, id: String(repeating: "a", count: 10_000)),
                 token: target.token(route), body: target.body(route))
             if ![404, 414].contains(long.status) || long.errorCode == nil {
-                unexpected.append("\(route.method) \(route.path) with a 10,000-character id -> \(long.status)")
+                unexpected.append(
+                    "\(route.method) \(route.path) with a 10,000-character id -> \(long.status)")
             }
         }
         #expect(unexpected.isEmpty, "\(unexpected.joined(separator: "\n"))")
@@ -304,8 +400,10 @@ struct HostileInputTests {
 
     /// Every list route of the table (with this user's ids), and its required query.
     func listPaths(_ target: Target) -> [String] {
-        Routes.all.filter { $0.method == "GET" && ($0.type.hasSuffix(".list") || $0.type == "chat.search") }
-            .map { route in target.path(route) + (route.type == "chat.search" ? "?q=hello&" : "?") }
+        Routes.all.filter {
+            $0.method == "GET" && ($0.type.hasSuffix(".list") || $0.type == "chat.search")
+        }
+        .map { route in target.path(route) + (route.type == "chat.search" ? "?q=hello&" : "?") }
             + ["/api/chat/sessions?view=active&"]
     }
 
@@ -314,14 +412,18 @@ struct HostileInputTests {
         let paths = listPaths(target)
         #expect(paths.count >= 10)
         for path in paths {
-            for limit in ["0", "-1", "101", "1000000", "99999999999999999999", "abc", "1.5", "1e2", "", "%20"] {
+            for limit in [
+                "0", "-1", "101", "1000000", "99999999999999999999", "abc", "1.5", "1e2", "", "%20",
+            ] {
                 let result = try cluster.get(path + "limit=\(limit)", target.user)
                 #expect(result.status == 400, "\(path)limit=\(limit) -> \(result.status)")
                 #expect(result.errorFields == ["limit"], "\(path)limit=\(limit) -> \(result.text)")
             }
             for limit in ["1", "100"] {
                 let result = try cluster.get(path + "limit=\(limit)", target.user)
-                #expect(result.status == 200, "\(path)limit=\(limit) -> \(result.status) \(result.text)")
+                #expect(
+                    result.status == 200, "\(path)limit=\(limit) -> \(result.status) \(result.text)"
+                )
                 #expect(result.items.count <= Int(limit)!)
             }
         }
@@ -346,29 +448,40 @@ struct HostileInputTests {
             #expect(result.status == 400, "\(query) -> \(result.status)")
         }
         for (path, query) in [
-            ("/api/chat/quick-actions", "sort=usage&sort=label"), ("/api/chat/quick-actions", "sort=-1"),
-            ("/api/chat/canvas/projects", "status=gone"), ("/api/chat/feedback", "feedbackType=Message"),
-            ("/api/chat/search", "q=a&q=b"), ("/api/chat/search", "q=%21%21"), ("/api/chat/search", ""),
+            ("/api/chat/quick-actions", "sort=usage&sort=label"),
+            ("/api/chat/quick-actions", "sort=-1"),
+            ("/api/chat/canvas/projects", "status=gone"),
+            ("/api/chat/feedback", "feedbackType=Message"),
+            ("/api/chat/search", "q=a&q=b"), ("/api/chat/search", "q=%21%21"),
+            ("/api/chat/search", ""),
             ("/api/chat/settings", "x=1"), ("/api/chat/sessions/\(target.session)", "expand=all"),
         ] {
             let result = try cluster.get("\(path)?\(query)", target.user)
             #expect(result.status == 400, "\(path)?\(query) -> \(result.status)")
         }
-        let spoof = try cluster.post("/api/auth/login?clientAddress=10.0.0.1", nil, #"{"email":"a@b.co","password":"x"}"#)
+        let spoof = try cluster.post(
+            "/api/auth/login?clientAddress=10.0.0.1", nil, #"{"email":"a@b.co","password":"x"}"#)
         #expect(spoof.status == 400)
     }
 
     @Test func veryLongURLsAndHeadersGetClearAnswers() throws {
         let user = cluster.newUser()
         let pids = allPids
-        let longPath = try cluster.get("/api/chat/sessions/" + String(repeating: "a", count: 4000), user)
+        let longPath = try cluster.get(
+            "/api/chat/sessions/" + String(repeating: "a", count: 4000), user)
         #expect(longPath.status == 414)
         #expect(longPath.errorCode == "uri_too_long")
-        let longQuery = try cluster.get("/api/chat/sessions?tag=" + String(repeating: "t", count: 8000), user)
+        let longQuery = try cluster.get(
+            "/api/chat/sessions?tag=" + String(repeating: "t", count: 8000), user)
         #expect(longQuery.status == 400)
         #expect(longQuery.errorFields == ["tag"])
-        let manyHeaders = (0..<100).reduce(into: [String: String]()) { $0["X-Filler-\($1)"] = String(repeating: "h", count: 100) }
-        #expect(try HTTPClient.send(cluster, "GET", "/api/chat/sessions", token: user.token, headers: manyHeaders).status == 200)
+        let manyHeaders = (0..<100).reduce(into: [String: String]()) {
+            $0["X-Filler-\($1)"] = String(repeating: "h", count: 100)
+        }
+        #expect(
+            try HTTPClient.send(
+                cluster, "GET", "/api/chat/sessions", token: user.token, headers: manyHeaders
+            ).status == 200)
 
         // Past libmicrohttpd's 64 KB of connection memory: its own 414/431 page, or a close.
         // TODO: these answers are libmicrohttpd's HTML pages, not the JSON error shape.
@@ -380,7 +493,9 @@ struct HostileInputTests {
             let connection = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
             connection.write(request)
             let answer = connection.readResponse()
-            #expect(answer == nil || [400, 413, 414, 431].contains(answer?.status ?? 0), "\(answer?.status ?? 0)")
+            #expect(
+                answer == nil || [400, 413, 414, 431].contains(answer?.status ?? 0),
+                "\(answer?.status ?? 0)")
         }
         #expect(try cluster.get("/api/chat/sessions", user).status == 200)
         #expect(allPids == pids)
@@ -399,7 +514,8 @@ struct HostileInputTests {
             let started = Date()
             connection.write(
                 "POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
-                    + "Content-Type: application/json\r\nContent-Length: \(declared)\r\n\r\n{\"role\":")
+                    + "Content-Type: application/json\r\nContent-Length: \(declared)\r\n\r\n{\"role\":"
+            )
             let answer = try #require(connection.readResponse(), "no answer for \(path)")
             #expect(answer.status == 413)
             #expect(Date().timeIntervalSince(started) < 3, "413 only after waiting for the body")
@@ -415,11 +531,16 @@ struct HostileInputTests {
             "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
                 + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         let chunk = String(repeating: "x", count: 65536)
-        for _ in 0..<20 { chunked.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n") }
+        for _ in 0..<20 {
+            chunked.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n")
+        }
         chunked.write("0\r\n\r\n")
         let refused = chunked.readResponse()
-        #expect(refused?.status == 413, "a chunked body past the limit got no answer (an empty reply)")
-        #expect(HTTPResult(status: 413, headers: [:], body: refused?.body ?? []).errorCode == "payload_too_large")
+        #expect(
+            refused?.status == 413, "a chunked body past the limit got no answer (an empty reply)")
+        #expect(
+            HTTPResult(status: 413, headers: [:], body: refused?.body ?? []).errorCode
+                == "payload_too_large")
         #expect(try cluster.get("/api/chat/sessions", user).items.count == 1)
         #expect(allPids == pids)
     }
@@ -436,90 +557,161 @@ struct HostileInputTests {
         let s = target.session
         let p = target.project
         let top: (String) -> (HTTPResult) -> String? = { key in { $0[key]?.stringValue } }
-        let at: (String) -> (HTTPResult) -> String? = { path in { $0.document?.value(at: path)?.stringValue } }
-        let first: (String) -> (HTTPResult) -> String? = { key in { $0[key]?.arrayValue?.first?.stringValue } }
+        let at: (String) -> (HTTPResult) -> String? = { path in
+            { $0.document?.value(at: path)?.stringValue }
+        }
+        let first: (String) -> (HTTPResult) -> String? = { key in
+            { $0[key]?.arrayValue?.first?.stringValue }
+        }
         return [
-            Field(label: "session name", write: { ("PUT", "/api/chat/sessions/\(s)", ["name": .string($0)]) },
-                  read: top("name"), limit: 100),
-            Field(label: "session description",
-                  write: { ("PUT", "/api/chat/sessions/\(s)", ["description": .string($0)]) },
-                  read: top("description"), limit: 500),
-            Field(label: "session tag", write: { ("PUT", "/api/chat/sessions/\(s)", ["tags": [.string($0)]]) },
-                  read: first("tags"), limit: 50),
-            Field(label: "session model",
-                  write: { ("PUT", "/api/chat/sessions/\(s)", ["settings": ["model": .string($0)]]) },
-                  read: at("settings.model"), limit: 100),
-            Field(label: "settings model", write: { ("PUT", "/api/chat/settings", ["model": .string($0)]) },
-                  read: top("model"), limit: 100),
-            Field(label: "profile name", write: { ("PUT", "/api/me", ["name": .string($0)]) },
-                  read: top("name"), limit: 100),
-            Field(label: "profile bio", write: { ("PUT", "/api/me", ["bio": .string($0)]) },
-                  read: top("bio"), limit: 500),
-            Field(label: "profile website",
-                  write: { ("PUT", "/api/me", ["socialLinks": ["website": .string($0)]]) },
-                  read: at("socialLinks.website"), limit: 200),
-            Field(label: "quick action label",
-                  write: { ("PUT", "/api/chat/quick-actions/\(target.action)", ["label": .string($0)]) },
-                  read: top("label"), limit: 50),
-            Field(label: "quick action prompt",
-                  write: { ("PUT", "/api/chat/quick-actions/\(target.action)", ["prompt": .string($0)]) },
-                  read: top("prompt"), limit: 500),
-            Field(label: "project name", write: { ("PUT", "/api/chat/canvas/projects/\(p)", ["name": .string($0)]) },
-                  read: top("name"), limit: 100),
-            Field(label: "project description",
-                  write: { ("PUT", "/api/chat/canvas/projects/\(p)", ["description": .string($0)]) },
-                  read: top("description"), limit: 500),
-            Field(label: "project model",
-                  write: { ("PUT", "/api/chat/canvas/projects/\(p)", ["settings": ["model": .string($0)]]) },
-                  read: at("settings.model"), limit: 100),
-            Field(label: "file language",
-                  write: { ("PUT", "/api/chat/canvas/files/\(target.file)", ["metadata": ["language": .string($0)]]) },
-                  read: at("metadata.language"), limit: 50),
-            Field(label: "file dependency",
-                  write: {
-                      ("PUT", "/api/chat/canvas/files/\(target.file)", ["metadata": ["dependencies": [.string($0)]]])
-                  },
-                  read: { $0.document?.value(at: "metadata.dependencies")?.arrayValue?.first?.stringValue },
-                  limit: 100),
-            Field(label: "feedback comment",
-                  write: {
-                      ("POST", "/api/chat/feedback",
-                       ["conversationId": .string(s), "feedbackType": "conversation", "rating": 2,
-                        "comment": .string($0)])
-                  },
-                  read: top("comment"), limit: 1000),
-            Field(label: "feedback tag",
-                  write: {
-                      ("POST", "/api/chat/feedback",
-                       ["conversationId": .string(s), "feedbackType": "conversation", "rating": 2,
-                        "tags": [.string($0)]])
-                  },
-                  read: first("tags"), limit: 50),
-            Field(label: "message content",
-                  write: { ("POST", "/api/chat/sessions/\(s)/messages", ["role": "user", "content": .string($0)]) },
-                  read: top("content"), limit: 0),
-            Field(label: "file content",
-                  write: { ("PUT", "/api/chat/canvas/files/\(target.file)", ["content": .string($0)]) },
-                  read: top("content"), limit: 0),
+            Field(
+                label: "session name",
+                write: { ("PUT", "/api/chat/sessions/\(s)", ["name": .string($0)]) },
+                read: top("name"), limit: 100),
+            Field(
+                label: "session description",
+                write: { ("PUT", "/api/chat/sessions/\(s)", ["description": .string($0)]) },
+                read: top("description"), limit: 500),
+            Field(
+                label: "session tag",
+                write: { ("PUT", "/api/chat/sessions/\(s)", ["tags": [.string($0)]]) },
+                read: first("tags"), limit: 50),
+            Field(
+                label: "session model",
+                write: { ("PUT", "/api/chat/sessions/\(s)", ["settings": ["model": .string($0)]]) },
+                read: at("settings.model"), limit: 100),
+            Field(
+                label: "settings model",
+                write: { ("PUT", "/api/chat/settings", ["model": .string($0)]) },
+                read: top("model"), limit: 100),
+            Field(
+                label: "profile name", write: { ("PUT", "/api/me", ["name": .string($0)]) },
+                read: top("name"), limit: 100),
+            Field(
+                label: "profile bio", write: { ("PUT", "/api/me", ["bio": .string($0)]) },
+                read: top("bio"), limit: 500),
+            Field(
+                label: "profile website",
+                write: { ("PUT", "/api/me", ["socialLinks": ["website": .string($0)]]) },
+                read: at("socialLinks.website"), limit: 200),
+            Field(
+                label: "quick action label",
+                write: {
+                    ("PUT", "/api/chat/quick-actions/\(target.action)", ["label": .string($0)])
+                },
+                read: top("label"), limit: 50),
+            Field(
+                label: "quick action prompt",
+                write: {
+                    ("PUT", "/api/chat/quick-actions/\(target.action)", ["prompt": .string($0)])
+                },
+                read: top("prompt"), limit: 500),
+            Field(
+                label: "project name",
+                write: { ("PUT", "/api/chat/canvas/projects/\(p)", ["name": .string($0)]) },
+                read: top("name"), limit: 100),
+            Field(
+                label: "project description",
+                write: { ("PUT", "/api/chat/canvas/projects/\(p)", ["description": .string($0)]) },
+                read: top("description"), limit: 500),
+            Field(
+                label: "project model",
+                write: {
+                    ("PUT", "/api/chat/canvas/projects/\(p)", ["settings": ["model": .string($0)]])
+                },
+                read: at("settings.model"), limit: 100),
+            Field(
+                label: "file language",
+                write: {
+                    (
+                        "PUT", "/api/chat/canvas/files/\(target.file)",
+                        ["metadata": ["language": .string($0)]]
+                    )
+                },
+                read: at("metadata.language"), limit: 50),
+            Field(
+                label: "file dependency",
+                write: {
+                    (
+                        "PUT", "/api/chat/canvas/files/\(target.file)",
+                        ["metadata": ["dependencies": [.string($0)]]]
+                    )
+                },
+                read: {
+                    $0.document?.value(at: "metadata.dependencies")?.arrayValue?.first?.stringValue
+                },
+                limit: 100),
+            Field(
+                label: "feedback comment",
+                write: {
+                    (
+                        "POST", "/api/chat/feedback",
+                        [
+                            "conversationId": .string(s), "feedbackType": "conversation",
+                            "rating": 2,
+                            "comment": .string($0),
+                        ]
+                    )
+                },
+                read: top("comment"), limit: 1000),
+            Field(
+                label: "feedback tag",
+                write: {
+                    (
+                        "POST", "/api/chat/feedback",
+                        [
+                            "conversationId": .string(s), "feedbackType": "conversation",
+                            "rating": 2,
+                            "tags": [.string($0)],
+                        ]
+                    )
+                },
+                read: first("tags"), limit: 50),
+            Field(
+                label: "message content",
+                write: {
+                    (
+                        "POST", "/api/chat/sessions/\(s)/messages",
+                        ["role": "user", "content": .string($0)]
+                    )
+                },
+                read: top("content"), limit: 0),
+            Field(
+                label: "file content",
+                write: {
+                    ("PUT", "/api/chat/canvas/files/\(target.file)", ["content": .string($0)])
+                },
+                read: top("content"), limit: 0),
         ]
     }
 
     /// Where each write is read back from, for the byte-for-byte comparison.
-    func readBack(_ target: Target, _ method: String, _ path: String, _ written: HTTPResult) throws -> HTTPResult {
+    func readBack(_ target: Target, _ method: String, _ path: String, _ written: HTTPResult) throws
+        -> HTTPResult
+    {
         switch path {
         case "/api/chat/feedback":
-            return HTTPResult(status: 200, headers: [:], body: JSONWriter.bytes(
-                .document(try cluster.get("/api/chat/feedback?conversationId=\(target.session)", target.user)
-                    .items.first ?? [:])))
+            return HTTPResult(
+                status: 200, headers: [:],
+                body: JSONWriter.bytes(
+                    .document(
+                        try cluster.get(
+                            "/api/chat/feedback?conversationId=\(target.session)", target.user
+                        )
+                        .items.first ?? [:])))
         case _ where path.hasSuffix("/messages"):
             let id = written["messageId"]?.stringValue ?? ""
             let items = try cluster.get("\(path)?limit=100", target.user).items
-            return HTTPResult(status: 200, headers: [:], body: JSONWriter.bytes(
-                .document(items.first { $0["messageId"]?.stringValue == id } ?? [:])))
+            return HTTPResult(
+                status: 200, headers: [:],
+                body: JSONWriter.bytes(
+                    .document(items.first { $0["messageId"]?.stringValue == id } ?? [:])))
         case _ where path.hasPrefix("/api/chat/quick-actions/"):
             let items = try cluster.get("/api/chat/quick-actions?limit=100", target.user).items
-            return HTTPResult(status: 200, headers: [:], body: JSONWriter.bytes(
-                .document(items.first { $0["actionId"]?.stringValue == target.action } ?? [:])))
+            return HTTPResult(
+                status: 200, headers: [:],
+                body: JSONWriter.bytes(
+                    .document(items.first { $0["actionId"]?.stringValue == target.action } ?? [:])))
         default:
             return try cluster.get(path, target.user)
         }
@@ -533,7 +725,8 @@ struct HostileInputTests {
         try redis.run(["SET", "canary-hostile", "1"])
         let pids = allPids
         let texts = [
-            "*1\r\n$8\r\nFLUSHALL\r\n", "%s%s%n%x %d %%", "a\r\nb\r\n\r\nHTTP/1.1 200 OK", "nul\u{0}byte",
+            "*1\r\n$8\r\nFLUSHALL\r\n", "%s%s%n%x %d %%", "a\r\nb\r\n\r\nHTTP/1.1 200 OK",
+            "nul\u{0}byte",
             "שלום עולם", "مرحبا بالعالم \u{200F}", "\u{202E}gnp.exe", "e\u{0301}", "\u{00E9}",
             "A\u{030A}\u{0327}", "👨‍👩‍👧‍👦 family", "\u{FEFF}bom inside", "tab\there", "\\u0000 literal",
         ]
@@ -541,15 +734,20 @@ struct HostileInputTests {
         for field in fields(target) {
             for text in texts where field.limit == 0 || text.unicodeScalars.count <= field.limit {
                 let (method, path, body) = field.write(text)
-                let written = try HTTPClient.send(cluster, method, path, token: target.user.token, body: json(body))
+                let written = try HTTPClient.send(
+                    cluster, method, path, token: target.user.token, body: json(body))
                 guard [200, 201].contains(written.status) else {
-                    problems.append("\(field.label) \(text.debugDescription) -> \(written.status) \(written.text)")
+                    problems.append(
+                        "\(field.label) \(text.debugDescription) -> \(written.status) \(written.text)"
+                    )
                     continue
                 }
                 let read = try readBack(target, method, path, written)
                 for (stage, result) in [("answer", written), ("read", read)]
                 where Self.scalars(field.read(result)) != Self.scalars(text) {
-                    problems.append("\(field.label) \(stage): \(field.read(result)?.debugDescription ?? "nil") != \(text.debugDescription)")
+                    problems.append(
+                        "\(field.label) \(stage): \(field.read(result)?.debugDescription ?? "nil") != \(text.debugDescription)"
+                    )
                 }
             }
         }
@@ -567,14 +765,21 @@ struct HostileInputTests {
             for (unit, name) in [(wide, "emoji"), (astral, "CJK Ext B")] {
                 let fits = String(repeating: unit, count: field.limit)
                 let (method, path, body) = field.write(fits)
-                let ok = try HTTPClient.send(cluster, method, path, token: target.user.token, body: json(body))
-                if ![200, 201].contains(ok.status) || Self.scalars(field.read(ok)) != Self.scalars(fits) {
-                    problems.append("\(field.label): \(field.limit) \(name) -> \(ok.status) \(ok.text.prefix(200))")
+                let ok = try HTTPClient.send(
+                    cluster, method, path, token: target.user.token, body: json(body))
+                if ![200, 201].contains(ok.status)
+                    || Self.scalars(field.read(ok)) != Self.scalars(fits)
+                {
+                    problems.append(
+                        "\(field.label): \(field.limit) \(name) -> \(ok.status) \(ok.text.prefix(200))"
+                    )
                 }
                 let over = field.write(fits + unit)
-                let refused = try HTTPClient.send(cluster, over.0, over.1, token: target.user.token, body: json(over.2))
+                let refused = try HTTPClient.send(
+                    cluster, over.0, over.1, token: target.user.token, body: json(over.2))
                 if refused.status != 400 || refused.errorFields.isEmpty {
-                    problems.append("\(field.label): \(field.limit + 1) \(name) -> \(refused.status)")
+                    problems.append(
+                        "\(field.label): \(field.limit + 1) \(name) -> \(refused.status)")
                 }
                 let after = try readBack(target, method, path, ok)
                 if Self.scalars(field.read(after)) != Self.scalars(fits) {
@@ -627,11 +832,14 @@ struct SlowClientTests {
         }
         var slowest = 0.0
         for index in 0..<20 {
-            for (number, connection) in stalled.enumerated() where number % 2 == 1 { connection.write("i") }
+            for (number, connection) in stalled.enumerated() where number % 2 == 1 {
+                connection.write("i")
+            }
             let started = Date()
             let read = try cluster.get("/api/chat/sessions/\(session)", user)
             let wrote = try cluster.post(
-                "/api/chat/sessions/\(session)/messages", user, json(["role": "user", "content": .string("n\(index)")]))
+                "/api/chat/sessions/\(session)/messages", user,
+                json(["role": "user", "content": .string("n\(index)")]))
             slowest = max(slowest, Date().timeIntervalSince(started))
             #expect(read.status == 200 && wrote.status == 201)
             usleep(50_000)
@@ -640,10 +848,14 @@ struct SlowClientTests {
 
         // The stalled ones end once the 2 s timeout passes (a close, or a 4xx and a close).
         var open = 0
-        for connection in stalled where !SlowClientTests.closedWithin(connection, seconds: 6) { open += 1 }
+        for connection in stalled where !SlowClientTests.closedWithin(connection, seconds: 6) {
+            open += 1
+        }
         #expect(open == 0, "\(open) stalled connections still open")
         let detail = try cluster.get("/api/chat/sessions/\(session)", user)
-        #expect(detail.document?.value(at: "stats.messageCount")?.intValue == 20, "no stalled upload was stored")
+        #expect(
+            detail.document?.value(at: "stats.messageCount")?.intValue == 20,
+            "no stalled upload was stored")
         #expect(cluster.pids("gateway") + cluster.pids("sessions") == pids)
     }
 
@@ -653,13 +865,17 @@ struct SlowClientTests {
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
-    @Test("C23: idle keep-alive connections are reused or closed cleanly; memory returns after big bodies")
+    @Test(
+        "C23: idle keep-alive connections are reused or closed cleanly; memory returns after big bodies"
+    )
     func keepAliveReuseAndMemoryAfterBigBodies() throws {
         let cluster = try Cluster(
-            services: ["sessions"], environment: ["HTTP_CONNECTION_TIMEOUT_S": "2", "RATE_LIMIT_WRITES": "0"])
+            services: ["sessions"],
+            environment: ["HTTP_CONNECTION_TIMEOUT_S": "2", "RATE_LIMIT_WRITES": "0"])
         defer { cluster.shutdown() }
         let user = cluster.newUser()
-        let request = "GET /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n\r\n"
+        let request =
+            "GET /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n\r\n"
 
         // Just under the timeout: the same connection is served again.
         let reused = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
@@ -682,11 +898,15 @@ struct SlowClientTests {
         let chunk = String(repeating: "x", count: 65536)
         parallel(10) { _ in
             for _ in 0..<4 {
-                guard let connection = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10) else { return }
+                guard
+                    let connection = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10)
+                else { return }
                 connection.write(
                     "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
                         + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-                for _ in 0..<24 { connection.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n") }
+                for _ in 0..<24 {
+                    connection.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n")
+                }
                 connection.write("0\r\n\r\n")
                 _ = connection.readResponse()
                 let declared = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10)
@@ -698,7 +918,10 @@ struct SlowClientTests {
         }
         let ceiling = baseline + 64 * 1024
         let settled = eventually(seconds: 5) { SlowClientTests.residentKB(gateway) < ceiling }
-        #expect(settled, "gateway RSS \(SlowClientTests.residentKB(gateway)) KB after big bodies, \(baseline) KB before")
+        #expect(
+            settled,
+            "gateway RSS \(SlowClientTests.residentKB(gateway)) KB after big bodies, \(baseline) KB before"
+        )
         #expect(try cluster.get("/api/chat/sessions", user).status == 200)
         #expect(cluster.pids("gateway") == [gateway])
     }

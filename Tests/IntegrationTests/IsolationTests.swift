@@ -29,7 +29,8 @@ struct Holdings {
                 "messageId": .string(message), "rating": 4, "comment": .string("\(marker) comment"),
             ]))
         let settings = try cluster.put(
-            "/api/chat/settings", user, json(["model": .string("\(marker)-model"), "maxTokens": 777]))
+            "/api/chat/settings", user,
+            json(["model": .string("\(marker)-model"), "maxTokens": 777]))
         let action = try cluster.post(
             "/api/chat/quick-actions", user,
             json([
@@ -41,11 +42,13 @@ struct Holdings {
         let history = try cluster.generate(user, project, ["prompt": .string("\(marker) prompt.")])
         let finished = try cluster.finishedHistory(user, history)
         guard feedback.status == 201, settings.status == 200,
-            let actionId = action["actionId"]?.stringValue, let fileId = file["fileId"]?.stringValue,
+            let actionId = action["actionId"]?.stringValue,
+            let fileId = file["fileId"]?.stringValue,
             finished["status"]?.stringValue == "completed"
         else {
             throw ClusterError(
-                description: "setup failed: \(feedback.text) \(settings.text) \(action.text) \(finished)")
+                description:
+                    "setup failed: \(feedback.text) \(settings.text) \(action.text) \(finished)")
         }
         return Holdings(
             account: account, marker: marker, session: session, message: message,
@@ -115,28 +118,52 @@ struct IsolationTests {
                 default: parts.append(segment)
                 }
             }
-            calls.append(Call(route: route, path: "/" + parts.joined(separator: "/"), body: bodies[route.type]))
+            calls.append(
+                Call(
+                    route: route, path: "/" + parts.joined(separator: "/"), body: bodies[route.type]
+                ))
         }
         // Deletes last: if one wrongly succeeded, nothing else in the matrix would be tested.
-        return calls.filter { $0.route.method != "DELETE" } + calls.filter { $0.route.method == "DELETE" }
+        return calls.filter { $0.route.method != "DELETE" }
+            + calls.filter { $0.route.method == "DELETE" }
     }
 
     /// Routes that name another user's resources in the body or the query.
     func indirectCalls(at a: Holdings) -> [(String, String, String, String?, Set<Int>)] {
         [
-            ("files.create(projectId)", "POST", "/api/chat/canvas/files",
-             json(["projectId": .string(a.project), "path": "x.md", "content": "injected"]), [404]),
-            ("feedback(conversation)", "POST", "/api/chat/feedback",
-             json(["conversationId": .string(a.session), "feedbackType": "conversation", "rating": 1]),
-             [404]),
-            ("feedback(message)", "POST", "/api/chat/feedback",
-             json(["conversationId": .string(a.session), "feedbackType": "message",
-                   "messageId": .string(a.message), "rating": 1]), [404]),
-            ("settings(favorite)", "PUT", "/api/chat/settings",
-             json(["quickActions": ["favorites": [.string(a.action)]]]), [400]),
-            ("feedback?conversationId", "GET", "/api/chat/feedback?conversationId=\(a.session)", nil, [200]),
-            ("projects?conversationId", "GET", "/api/chat/canvas/projects?conversationId=\(a.session)",
-             nil, [200]),
+            (
+                "files.create(projectId)", "POST", "/api/chat/canvas/files",
+                json(["projectId": .string(a.project), "path": "x.md", "content": "injected"]),
+                [404]
+            ),
+            (
+                "feedback(conversation)", "POST", "/api/chat/feedback",
+                json([
+                    "conversationId": .string(a.session), "feedbackType": "conversation",
+                    "rating": 1,
+                ]),
+                [404]
+            ),
+            (
+                "feedback(message)", "POST", "/api/chat/feedback",
+                json([
+                    "conversationId": .string(a.session), "feedbackType": "message",
+                    "messageId": .string(a.message), "rating": 1,
+                ]), [404]
+            ),
+            (
+                "settings(favorite)", "PUT", "/api/chat/settings",
+                json(["quickActions": ["favorites": [.string(a.action)]]]), [400]
+            ),
+            (
+                "feedback?conversationId", "GET", "/api/chat/feedback?conversationId=\(a.session)",
+                nil, [200]
+            ),
+            (
+                "projects?conversationId", "GET",
+                "/api/chat/canvas/projects?conversationId=\(a.session)",
+                nil, [200]
+            ),
             ("search(marker)", "GET", "/api/chat/search?q=\(a.marker)", nil, [200]),
             ("sessions list", "GET", "/api/chat/sessions?limit=100", nil, [200]),
             ("projects list", "GET", "/api/chat/canvas/projects?limit=100", nil, [200]),
@@ -161,7 +188,8 @@ struct IsolationTests {
         let b = try Holdings.make(cluster, "b")
         let before = try a.snapshot(cluster)
         let beforeB = try b.snapshot(cluster)
-        let tampered = String(a.user.token.dropLast(4)) + (a.user.token.hasSuffix("AAAA") ? "BBBB" : "AAAA")
+        let tampered =
+            String(a.user.token.dropLast(4)) + (a.user.token.hasSuffix("AAAA") ? "BBBB" : "AAAA")
         let cases: [(String, [String: String])] = [
             ("other user", ["Authorization": "Bearer \(b.user.token)"]),
             ("no token", [:]),
@@ -179,14 +207,18 @@ struct IsolationTests {
                 cells.append(String(result.status))
                 let allowed = Self.expected(call.route, case: name)
                 if !allowed.contains(result.status) {
-                    failures.append("\(call.route.method) \(call.path) [\(name)] -> \(result.status)")
+                    failures.append(
+                        "\(call.route.method) \(call.path) [\(name)] -> \(result.status)")
                 }
                 if result.text.contains(a.marker) {
-                    failures.append("\(call.route.method) \(call.path) [\(name)] leaked \(result.text)")
+                    failures.append(
+                        "\(call.route.method) \(call.path) [\(name)] leaked \(result.text)")
                 }
             }
             let label = "\(call.route.method) \(call.route.path)"
-            rows.append(label.padding(toLength: 52, withPad: " ", startingAt: 0) + cells.joined(separator: "  "))
+            rows.append(
+                label.padding(toLength: 52, withPad: " ", startingAt: 0)
+                    + cells.joined(separator: "  "))
         }
         for (label, method, path, body, allowed) in indirectCalls(at: a) {
             let result = try HTTPClient.send(cluster, method, path, token: b.user.token, body: body)
@@ -199,7 +231,8 @@ struct IsolationTests {
                 "\(method) \(label)".padding(toLength: 52, withPad: " ", startingAt: 0)
                     + "\(result.status)  \(none.status)")
         }
-        let header = "route".padding(toLength: 52, withPad: " ", startingAt: 0)
+        let header =
+            "route".padding(toLength: 52, withPad: " ", startingAt: 0)
             + cases.map(\.0).joined(separator: " | ")
         print((["isolation matrix (statuses per case):", header] + rows).joined(separator: "\n"))
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
@@ -208,6 +241,7 @@ struct IsolationTests {
         #expect(try a.snapshot(cluster) == before)
         #expect(try b.snapshot(cluster) == beforeB)
         let mine = try cluster.get("/api/chat/feedback", b.user).items
-        #expect(mine.count == 1 && mine.allSatisfy { $0["conversationId"]?.stringValue == b.session })
+        #expect(
+            mine.count == 1 && mine.allSatisfy { $0["conversationId"]?.stringValue == b.session })
     }
 }

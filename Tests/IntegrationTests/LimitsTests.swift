@@ -6,42 +6,51 @@ import Testing
 struct LimitsTests {
     @Test func writesBeyondTheBudgetGet429WithRetryAfter() throws {
         let cluster = try Cluster(
-            services: ["sessions"], environment: ["RATE_LIMIT_WRITES": "5", "RATE_LIMIT_WINDOW_MS": "60000"])
+            services: ["sessions"],
+            environment: ["RATE_LIMIT_WRITES": "5", "RATE_LIMIT_WINDOW_MS": "60000"])
         defer { cluster.shutdown() }
         let busy = cluster.newUser()
         let calm = cluster.newUser()
         for index in 0..<5 {
-            #expect(try cluster.post("/api/chat/sessions", busy, json(["name": .string("s\(index)")])).status == 201)
+            #expect(
+                try cluster.post("/api/chat/sessions", busy, json(["name": .string("s\(index)")]))
+                    .status == 201)
         }
         let refused = try cluster.post("/api/chat/sessions", busy, #"{"name":"one too many"}"#)
         #expect(refused.status == 429)
         #expect(refused.errorCode == "rate_limited")
         #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 >= 1)
         #expect(try cluster.get("/api/chat/sessions", busy)["items"]?.arrayValue?.count == 5)
-        #expect(try cluster.post("/api/chat/sessions", calm, #"{"name":"other user"}"#).status == 201)
+        #expect(
+            try cluster.post("/api/chat/sessions", calm, #"{"name":"other user"}"#).status == 201)
     }
 
     @Test func corsIsOffByDefaultAndAnswersAllowedOrigins() throws {
         let shared = try Cluster.sharedCluster()
         let user = shared.newUser()
-        let plain = try HTTPClient.send(shared, "GET", "/api/chat/sessions", token: user.token,
-                                        headers: ["Origin": "https://app.example"])
+        let plain = try HTTPClient.send(
+            shared, "GET", "/api/chat/sessions", token: user.token,
+            headers: ["Origin": "https://app.example"])
         #expect(plain.headers["access-control-allow-origin"] == nil)
 
-        let cluster = try Cluster(services: ["sessions"], environment: ["CORS_ORIGINS": "https://app.example"])
+        let cluster = try Cluster(
+            services: ["sessions"], environment: ["CORS_ORIGINS": "https://app.example"])
         defer { cluster.shutdown() }
         let preflight = try HTTPClient.send(
             cluster, "OPTIONS", "/api/chat/sessions",
             headers: ["Origin": "https://app.example", "Access-Control-Request-Method": "POST"])
         #expect(preflight.status == 204)
         #expect(preflight.headers["access-control-allow-origin"] == "https://app.example")
-        #expect(preflight.headers["access-control-allow-headers"]?.contains("Authorization") == true)
-        let allowed = try HTTPClient.send(cluster, "GET", "/api/chat/sessions", token: cluster.newUser().token,
-                                          headers: ["Origin": "https://app.example"])
+        #expect(
+            preflight.headers["access-control-allow-headers"]?.contains("Authorization") == true)
+        let allowed = try HTTPClient.send(
+            cluster, "GET", "/api/chat/sessions", token: cluster.newUser().token,
+            headers: ["Origin": "https://app.example"])
         #expect(allowed.status == 200)
         #expect(allowed.headers["access-control-allow-origin"] == "https://app.example")
-        let foreign = try HTTPClient.send(cluster, "GET", "/api/chat/sessions", token: cluster.newUser().token,
-                                          headers: ["Origin": "https://evil.example"])
+        let foreign = try HTTPClient.send(
+            cluster, "GET", "/api/chat/sessions", token: cluster.newUser().token,
+            headers: ["Origin": "https://evil.example"])
         #expect(foreign.headers["access-control-allow-origin"] == nil)
     }
 }

@@ -25,12 +25,15 @@ struct LoadCasesTests {
             let id = "session-\(user.hex.suffix(8))\(String(format: "%05d", index))"
             sessionDocs.append([
                 "_id": .objectId(ObjectId()), "sessionId": .string(id), "userId": .objectId(user),
-                "name": .string("seeded \(index)"), "isActive": true, "isArchived": false, "tags": [],
+                "name": .string("seeded \(index)"), "isActive": true, "isArchived": false,
+                "tags": [],
                 "settings": [
-                    "temperature": 0.7, "maxTokens": .int64(2000), "mode": "balanced", "provider": "mistral",
+                    "temperature": 0.7, "maxTokens": .int64(2000), "mode": "balanced",
+                    "provider": "mistral",
                 ],
                 "stats": [
-                    "messageCount": .int64(Int64(messages)), "totalTokens": .int64(0), "durationMs": .int64(0),
+                    "messageCount": .int64(Int64(messages)), "totalTokens": .int64(0),
+                    "durationMs": .int64(0),
                     "lastMessageAt": at,
                 ],
                 "createdAt": at, "updatedAt": at,
@@ -38,7 +41,8 @@ struct LoadCasesTests {
             let items: [Value] = (0..<messages).map { number in
                 .document([
                     "messageId": .string("msg-\(id)-\(number)"), "role": "user",
-                    "content": .string(String(repeating: "message text ", count: 20)), "attachments": [],
+                    "content": .string(String(repeating: "message text ", count: 20)),
+                    "attachments": [],
                     "createdAt": at,
                 ])
             }
@@ -47,7 +51,8 @@ struct LoadCasesTests {
                 "userId": .objectId(user), "messages": .array(items),
                 "messageIds": .array(items.compactMap { $0.documentValue?["messageId"] }),
                 "metrics": [
-                    "totalTokens": .int64(0), "durationMs": .int64(0), "turnCount": .int64(Int64(messages)),
+                    "totalTokens": .int64(0), "durationMs": .int64(0),
+                    "turnCount": .int64(Int64(messages)),
                     "contentBytes": .int64(Int64(messages * 300)),
                 ],
                 "status": "active", "startedAt": at, "createdAt": at, "updatedAt": at,
@@ -60,18 +65,24 @@ struct LoadCasesTests {
             let id = "canvas-\(user.hex.suffix(8))\(String(format: "%05d", index))"
             projectDocs.append([
                 "_id": .objectId(ObjectId()), "projectId": .string(id), "userId": .objectId(user),
-                "name": .string("seeded \(index)"), "template": "Blog", "category": "blog", "status": "active",
+                "name": .string("seeded \(index)"), "template": "Blog", "category": "blog",
+                "status": "active",
                 "settings": ["theme": "light", "responsive": true, "animations": true],
-                "stats": ["filesGenerated": .int64(Int64(files)), "totalSize": .int64(Int64(files * 2000)),
-                          "lastModified": at],
+                "stats": [
+                    "filesGenerated": .int64(Int64(files)),
+                    "totalSize": .int64(Int64(files * 2000)),
+                    "lastModified": at,
+                ],
                 "createdAt": at, "updatedAt": at,
             ])
             for number in 0..<files {
                 let content = String(repeating: "<p>file</p>\n", count: 160)
                 fileDocs.append([
                     "_id": .objectId(ObjectId()), "fileId": .string("file-\(id)-\(number)"),
-                    "projectId": .string(id), "userId": .objectId(user), "name": .string("f\(number).html"),
-                    "path": .string("/pages/f\(String(format: "%03d", number)).html"), "type": "html",
+                    "projectId": .string(id), "userId": .objectId(user),
+                    "name": .string("f\(number).html"),
+                    "path": .string("/pages/f\(String(format: "%03d", number)).html"),
+                    "type": "html",
                     "content": .string(content), "size": .int64(Int64(content.utf8.count)),
                     "checksum": .string(Crypto.sha256Hex(Array(content.utf8))),
                     "metadata": ["dependencies": []], "createdAt": at, "updatedAt": at,
@@ -100,11 +111,12 @@ struct LoadCasesTests {
         let (program, prefix) = Cluster.standInCommand
         let standIn = Process()
         standIn.executableURL = URL(fileURLWithPath: program)
-        standIn.arguments = prefix + [
-            "--host", "127.0.0.1", "-p", String(upstreamPort), "--data-dir", dataDir.path,
-            "--log-file", dataDir.appendingPathComponent("nx.log").path,
-            "--pid-file", dataDir.appendingPathComponent("nx.pid").path,
-        ]
+        standIn.arguments =
+            prefix + [
+                "--host", "127.0.0.1", "-p", String(upstreamPort), "--data-dir", dataDir.path,
+                "--log-file", dataDir.appendingPathComponent("nx.log").path,
+                "--pid-file", dataDir.appendingPathComponent("nx.pid").path,
+            ]
         standIn.standardOutput = FileHandle.nullDevice
         standIn.standardError = FileHandle.nullDevice
         try standIn.run()
@@ -118,19 +130,25 @@ struct LoadCasesTests {
         defer { proxy.stop() }
         let cluster = try Cluster(
             services: ["sessions", "canvas"],
-            environment: ["MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/c13", "RATE_LIMIT_WRITES": "0"])
+            environment: [
+                "MONGODB_URI": "mongodb://127.0.0.1:\(proxy.port)/c13", "RATE_LIMIT_WRITES": "0",
+            ])
         defer { cluster.shutdown() }
 
         let a = cluster.newUser()
         let d = cluster.newUser()
-        let pool = try MongoPool(uri: "mongodb://127.0.0.1:\(upstreamPort)/c13", appName: "c13-seed")
+        let pool = try MongoPool(
+            uri: "mongodb://127.0.0.1:\(upstreamPort)/c13", appName: "c13-seed")
         try Self.seed(pool, user: a.id, sessions: 10, messages: 5, projects: 5, files: 2)
         try Self.seed(pool, user: d.id, sessions: 300, messages: 20, projects: 100, files: 20)
 
         func firstIds(_ user: TestUser) throws -> (String, String) {
-            let session = try #require(try cluster.get("/api/chat/sessions?limit=1", user).items.first?["sessionId"]?.stringValue)
+            let session = try #require(
+                try cluster.get("/api/chat/sessions?limit=1", user).items.first?["sessionId"]?
+                    .stringValue)
             let project = try #require(
-                try cluster.get("/api/chat/canvas/projects?limit=1", user).items.first?["projectId"]?.stringValue)
+                try cluster.get("/api/chat/canvas/projects?limit=1", user).items.first?[
+                    "projectId"]?.stringValue)
             return (session, project)
         }
         let (aSession, aProject) = try firstIds(a)
@@ -178,8 +196,10 @@ struct LoadCasesTests {
                 "\(label): queries A \(qa) D \(qd); median A \(Int(ta * 1000)) ms D \(Int(td * 1000)) ms; "
                     + "first page D \(sizes["D"] ?? 0) bytes")
             #expect(qd <= max(qa, 3), "\(label): \(qd) queries for D against \(qa) for A")
-            #expect((sizes["D"] ?? 0) < 200_000, "\(label): the first page is \(sizes["D"] ?? 0) bytes")
-            #expect(td <= max(3 * ta, ta + 0.15), "\(label): D's median \(td) s against A's \(ta) s")
+            #expect(
+                (sizes["D"] ?? 0) < 200_000, "\(label): the first page is \(sizes["D"] ?? 0) bytes")
+            #expect(
+                td <= max(3 * ta, ta + 0.15), "\(label): D's median \(td) s against A's \(ta) s")
         }
         print((["C13 (N+1):"] + report).joined(separator: "\n"))
     }
@@ -194,9 +214,15 @@ struct LoadCasesTests {
         let users = (0..<10).map { _ in cluster.newUser() }
         var sessions: [[String]] = []
         for (k, user) in users.enumerated() {
-            let marker = json(["temperature": .double(Double(k + 1) / 10), "maxTokens": .int64(Int64(100 * (k + 1)))])
+            let marker = json([
+                "temperature": .double(Double(k + 1) / 10),
+                "maxTokens": .int64(Int64(100 * (k + 1))),
+            ])
             #expect(try cluster.put("/api/chat/settings", user, marker).status == 200)
-            sessions.append([try cluster.createSession(user, name: "u\(k)-a"), try cluster.createSession(user, name: "u\(k)-b")])
+            sessions.append([
+                try cluster.createSession(user, name: "u\(k)-a"),
+                try cluster.createSession(user, name: "u\(k)-b"),
+            ])
             _ = try cluster.createProject(user, name: "u\(k)")
         }
         let pids = (["gateway"] + cluster.services).flatMap { cluster.pids($0) }
@@ -221,7 +247,8 @@ struct LoadCasesTests {
                 case 0:
                     result = try? cluster.get("/api/chat/sessions", user)
                     if let items = result?.items,
-                        items.contains(where: { $0["userId"]?.stringValue != user.id.hex }) || items.count != 2
+                        items.contains(where: { $0["userId"]?.stringValue != user.id.hex })
+                            || items.count != 2
                     {
                         wrong = "list of user \(k): \(result?.text ?? "")"
                     }
@@ -238,7 +265,8 @@ struct LoadCasesTests {
                         wrong = "message of user \(k): \(result?.text ?? "")"
                     }
                 case 3, 4:
-                    result = op == 3
+                    result =
+                        op == 3
                         ? try? cluster.get("/api/chat/settings", user)
                         : try? cluster.put(
                             "/api/chat/settings", user,
@@ -253,7 +281,8 @@ struct LoadCasesTests {
                 default:
                     result = try? cluster.get("/api/chat/canvas/projects", user)
                     if let items = result?.items,
-                        items.contains(where: { $0["userId"]?.stringValue != user.id.hex }) || items.count != 1
+                        items.contains(where: { $0["userId"]?.stringValue != user.id.hex })
+                            || items.count != 1
                     {
                         wrong = "projects of user \(k): \(result?.text ?? "")"
                     }
@@ -267,7 +296,8 @@ struct LoadCasesTests {
             }
         }
         let counted = statuses.withLock { $0 }
-        print("C20: \(counted.values.reduce(0, +)) calls in \(Int(seconds)) s by status: \(counted)")
+        print(
+            "C20: \(counted.values.reduce(0, +)) calls in \(Int(seconds)) s by status: \(counted)")
         let found = problems.withLock { $0 }
         #expect(found.isEmpty, "\(found.prefix(10).joined(separator: "\n"))")
         #expect(counted.values.reduce(0, +) > 500)
@@ -294,20 +324,25 @@ struct LoadCasesTests {
         ]
         var unexpected: [String] = []
         var routes = 0
-        for route in Routes.all where ["POST", "PUT"].contains(route.method) && route.type != "quickActions.use" {
+        for route in Routes.all
+        where ["POST", "PUT"].contains(route.method) && route.type != "quickActions.use" {
             routes += 1
             let path = target.path(route)
             for body in bodies {
                 let result = try HTTPClient.send(
-                    cluster, route.method, path, token: target.token(route), rawBody: Array(body.utf8),
+                    cluster, route.method, path, token: target.token(route),
+                    rawBody: Array(body.utf8),
                     headers: ["Content-Type": "application/json"])
                 if result.status != 400 || result.errorCode == nil {
-                    unexpected.append("\(route.method) \(route.path) \(body.prefix(16).debugDescription) -> \(result.status)")
+                    unexpected.append(
+                        "\(route.method) \(route.path) \(body.prefix(16).debugDescription) -> \(result.status)"
+                    )
                 }
             }
         }
         #expect(routes >= 20)
         #expect(unexpected.isEmpty, "\(unexpected.joined(separator: "\n"))")
-        #expect(try cluster.post("/api/chat/sessions", target.user, #"{"name":"after"}"#).status == 201)
+        #expect(
+            try cluster.post("/api/chat/sessions", target.user, #"{"name":"after"}"#).status == 201)
     }
 }

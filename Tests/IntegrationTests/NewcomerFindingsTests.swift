@@ -1,6 +1,6 @@
 import Core
-import MongoKit
 import Foundation
+import MongoKit
 import Testing
 
 /// Defects a newcomer found by hand, kept fixed.
@@ -14,21 +14,28 @@ struct NewcomerFindingsTests {
         let user = cluster.newUser()
         let session = try cluster.createSession(user, name: "keep me")
         let attempts = [
-            try HTTPClient.send(cluster, "DELETE", "/api/chat/sessions/\(session)%00/messages", token: user.token),
-            try HTTPClient.send(cluster, "GET", "/api/chat/sessions/\(session)%00garbage", token: user.token),
-            try HTTPClient.send(cluster, "GET", "/api/chat/sessions%00/whatever/x/y", token: user.token),
+            try HTTPClient.send(
+                cluster, "DELETE", "/api/chat/sessions/\(session)%00/messages", token: user.token),
+            try HTTPClient.send(
+                cluster, "GET", "/api/chat/sessions/\(session)%00garbage", token: user.token),
+            try HTTPClient.send(
+                cluster, "GET", "/api/chat/sessions%00/whatever/x/y", token: user.token),
         ]
         for result in attempts {
             #expect([404, 405].contains(result.status), "\(result.status) \(result.text)")
         }
-        #expect(try cluster.get("/api/chat/sessions/\(session)", user)["name"]?.stringValue == "keep me")
+        #expect(
+            try cluster.get("/api/chat/sessions/\(session)", user)["name"]?.stringValue == "keep me"
+        )
     }
 
     @Test func forgedCursorsAreRefusedNotServerErrors() throws {
         let user = cluster.newUser()
         for parts in [["9223372036854775807", "a"], ["-62135596800001", "a"], ["x", "y"]] {
             let cursor = PageCursorForTests.encode(parts)
-            for path in ["/api/chat/sessions", "/api/chat/sessions?view=active", "/api/chat/canvas/projects"] {
+            for path in [
+                "/api/chat/sessions", "/api/chat/sessions?view=active", "/api/chat/canvas/projects",
+            ] {
                 let separator = path.contains("?") ? "&" : "?"
                 let result = try cluster.get("\(path)\(separator)cursor=\(cursor)", user)
                 #expect(result.status == 400, "\(path) \(parts) -> \(result.status) \(result.text)")
@@ -57,10 +64,12 @@ struct NewcomerFindingsTests {
         let user = cluster.newUser()
         let created = try cluster.post(
             "/api/agents", admin,
-            #"{"agentId":"private-agent-x","name":"Hidden","description":"d","category":"general","prompt":"p","isPublic":false}"#)
+            #"{"agentId":"private-agent-x","name":"Hidden","description":"d","category":"general","prompt":"p","isPublic":false}"#
+        )
         #expect(created.status == 201, "\(created.text)")
         let id = try #require(created["id"]?.stringValue)
-        let session = try cluster.post("/api/chat/sessions", user, json(["name": "x", "agentId": .string(id)]))
+        let session = try cluster.post(
+            "/api/chat/sessions", user, json(["name": "x", "agentId": .string(id)]))
         #expect(session.status == 400)
         #expect(session.errorFields == ["agentId"])
     }
@@ -69,7 +78,8 @@ struct NewcomerFindingsTests {
 enum PageCursorForTests {
     /// The cursor format: base64url of a JSON array of strings.
     static func encode(_ parts: [String]) -> String {
-        JSONWriter.string(.array(parts.map { .string($0) })).data(using: .utf8)!.base64EncodedString()
+        JSONWriter.string(.array(parts.map { .string($0) })).data(using: .utf8)!
+            .base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }

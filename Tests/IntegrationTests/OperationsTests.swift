@@ -28,8 +28,11 @@ struct OperationsTests {
         _ = try cluster.get("/api/chat/sessions", user)
         let metrics = try HTTPClient.send(cluster, "GET", "/metrics")
         #expect(metrics.status == 200)
-        #expect(metrics.text.contains("uc_http_requests_total{route=\"sessions.list\",status=\"200\"}"))
-        #expect(metrics.text.contains("uc_http_request_seconds_bucket{route=\"sessions.list\",le=\"+Inf\"}"))
+        #expect(
+            metrics.text.contains("uc_http_requests_total{route=\"sessions.list\",status=\"200\"}"))
+        #expect(
+            metrics.text.contains(
+                "uc_http_request_seconds_bucket{route=\"sessions.list\",le=\"+Inf\"}"))
         #expect(metrics.text.contains("uc_gateway_in_flight"))
     }
 
@@ -37,21 +40,31 @@ struct OperationsTests {
         let metricsPort = try Cluster.freePort()
         let cluster = try Cluster(
             services: ["sessions"],
-            environment: ["CLAIM_IDLE_MS": "500", "MAX_DELIVERIES": "3", "METRICS_PORT": String(metricsPort)])
+            environment: [
+                "CLAIM_IDLE_MS": "500", "MAX_DELIVERIES": "3", "METRICS_PORT": String(metricsPort),
+            ])
         defer { cluster.shutdown() }
         let user = cluster.newUser()
         let redis = cluster.redis()
         let deadline = Timestamp.now().milliseconds + 60_000
         let command = Command(
-            id: "poison-1", requestId: "r-poison-1", type: "sessions.create", userId: user.id, role: "user",
-            params: [:], body: Array(#"{"name":"poison"}"#.utf8), replyKey: "uc:reply:test", deadline: deadline)
+            id: "poison-1", requestId: "r-poison-1", type: "sessions.create", userId: user.id,
+            role: "user",
+            params: [:], body: Array(#"{"name":"poison"}"#.utf8), replyKey: "uc:reply:test",
+            deadline: deadline)
         // In one transaction, so the service's blocked read cannot take it first: a consumer
         // "ghost" reads it and it looks delivered seven times already.
         let entryId = "\(Timestamp.now().milliseconds)-7"
         let replies = try redis.pipeline([
             ["MULTI"], ["XADD", "uc:cmd:sessions", .init(entryId)] + command.fields,
-            ["XREADGROUP", "GROUP", "sessions", "ghost", "COUNT", "1", "STREAMS", "uc:cmd:sessions", ">"],
-            ["XCLAIM", "uc:cmd:sessions", "sessions", "ghost", "0", .init(entryId), "RETRYCOUNT", "7"], ["EXEC"],
+            [
+                "XREADGROUP", "GROUP", "sessions", "ghost", "COUNT", "1", "STREAMS",
+                "uc:cmd:sessions", ">",
+            ],
+            [
+                "XCLAIM", "uc:cmd:sessions", "sessions", "ghost", "0", .init(entryId), "RETRYCOUNT",
+                "7",
+            ], ["EXEC"],
         ])
         #expect(replies.last?.array?.count == 3)
 
@@ -61,7 +74,8 @@ struct OperationsTests {
             dead = try redis.run(["XRANGE", "uc:dead:sessions", "-", "+"]).array ?? []
         }
         #expect(dead.count == 1)
-        #expect(try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer == 0)
+        #expect(
+            try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer == 0)
         #expect(try cluster.get("/api/chat/sessions", user)["items"]?.arrayValue?.isEmpty == true)
 
         let listing = try admin(cluster, ["dead", "list", "sessions"])
@@ -80,10 +94,15 @@ struct OperationsTests {
 
         let scrape = try HTTPClient.send(cluster, "GET", "/metrics")
         #expect(scrape.status == 200)
-        let serviceMetrics = try String(contentsOf: URL(string: "http://127.0.0.1:\(metricsPort)/metrics")!, encoding: .utf8)
-        #expect(serviceMetrics.contains("uc_commands_dead_lettered_total{stream=\"uc:cmd:sessions\"} 1"))
+        let serviceMetrics = try String(
+            contentsOf: URL(string: "http://127.0.0.1:\(metricsPort)/metrics")!, encoding: .utf8)
+        #expect(
+            serviceMetrics.contains("uc_commands_dead_lettered_total{stream=\"uc:cmd:sessions\"} 1")
+        )
         #expect(serviceMetrics.contains("uc_stream_length"))
         #expect(serviceMetrics.contains("uc_pending_commands"))
-        #expect(serviceMetrics.contains("uc_commands_handled_total{type=\"sessions.create\",status=\"201\"}"))
+        #expect(
+            serviceMetrics.contains(
+                "uc_commands_handled_total{type=\"sessions.create\",status=\"201\"}"))
     }
 }

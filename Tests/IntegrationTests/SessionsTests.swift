@@ -23,7 +23,9 @@ struct SessionsTests {
 
         let list = try cluster.get("/api/chat/sessions", user)
         #expect(list.status == 200)
-        let ids = list["items"]?.arrayValue?.compactMap { $0.documentValue?["sessionId"]?.stringValue }
+        let ids = list["items"]?.arrayValue?.compactMap {
+            $0.documentValue?["sessionId"]?.stringValue
+        }
         #expect(ids == [created["sessionId"]?.stringValue].compactMap { $0 })
         #expect(list["nextCursor"] == .null)
     }
@@ -65,7 +67,8 @@ struct SessionsTests {
         let emoji = "\u{1F600}"
         let cases: [(String, Int)] = [
             (String(repeating: "a", count: 100), 201), (String(repeating: "a", count: 101), 400),
-            (String(repeating: emoji, count: 100), 201), (String(repeating: emoji, count: 101), 400),
+            (String(repeating: emoji, count: 100), 201),
+            (String(repeating: emoji, count: 101), 400),
             (String(repeating: "日", count: 100), 201),
         ]
         for (name, expected) in cases {
@@ -76,10 +79,12 @@ struct SessionsTests {
             if expected == 201 { #expect(raw["name"]?.stringValue == name) }
         }
         let wide = String(repeating: "\u{2000B}", count: 500)
-        let ok = try cluster.post("/api/chat/sessions", user, json(["name": "d", "description": .string(wide)]))
+        let ok = try cluster.post(
+            "/api/chat/sessions", user, json(["name": "d", "description": .string(wide)]))
         #expect(ok.status == 201)
         let tooWide = try cluster.post(
-            "/api/chat/sessions", user, json(["name": "d", "description": .string(wide + "\u{2000B}")]))
+            "/api/chat/sessions", user,
+            json(["name": "d", "description": .string(wide + "\u{2000B}")]))
         #expect(tooWide.status == 400)
 
         let id = try cluster.createSession(user, name: "keep")
@@ -91,7 +96,8 @@ struct SessionsTests {
             #expect(try cluster.put("/api/chat/sessions/\(id)", user, body).status == 400)
         }
         let renamed = try cluster.put(
-            "/api/chat/sessions/\(id)", user, json(["name": .string(String(repeating: emoji, count: 100))]))
+            "/api/chat/sessions/\(id)", user,
+            json(["name": .string(String(repeating: emoji, count: 100))]))
         #expect(renamed.status == 200)
         #expect(renamed["name"]?.stringValue == String(repeating: emoji, count: 100))
     }
@@ -100,14 +106,20 @@ struct SessionsTests {
         let user = cluster.newUser()
         let created = try cluster.post(
             "/api/chat/sessions", user,
-            #"{"name":"Project Alpha","description":"keep me","settings":{"temperature":1.2,"mode":"coding"}}"#)
+            #"{"name":"Project Alpha","description":"keep me","settings":{"temperature":1.2,"mode":"coding"}}"#
+        )
         let id = try #require(created["sessionId"]?.stringValue)
-        #expect(try cluster.post("/api/chat/sessions/\(id)/messages", user, #"{"role":"assistant","content":"hi"}"#).status == 201)
+        #expect(
+            try cluster.post(
+                "/api/chat/sessions/\(id)/messages", user, #"{"role":"assistant","content":"hi"}"#
+            ).status == 201)
         let afterMessage = try cluster.get("/api/chat/sessions/\(id)", user)
         #expect(afterMessage["name"]?.stringValue == "Project Alpha")
         #expect(afterMessage["description"]?.stringValue == "keep me")
 
-        let updated = try cluster.put("/api/chat/sessions/\(id)", user, #"{"description":"changed","settings":{"maxTokens":900}}"#)
+        let updated = try cluster.put(
+            "/api/chat/sessions/\(id)", user,
+            #"{"description":"changed","settings":{"maxTokens":900}}"#)
         #expect(updated.status == 200)
         #expect(updated["name"]?.stringValue == "Project Alpha")
         #expect(updated["description"]?.stringValue == "changed")
@@ -121,13 +133,17 @@ struct SessionsTests {
         let owner = cluster.newUser()
         let other = cluster.newUser()
         let id = try cluster.createSession(owner, name: "private")
-        #expect(try cluster.post("/api/chat/sessions/\(id)/messages", owner, #"{"role":"user","content":"mine"}"#).status == 201)
+        #expect(
+            try cluster.post(
+                "/api/chat/sessions/\(id)/messages", owner, #"{"role":"user","content":"mine"}"#
+            ).status == 201)
 
         let attempts: [HTTPResult] = [
             try cluster.get("/api/chat/sessions/\(id)", other),
             try cluster.put("/api/chat/sessions/\(id)", other, #"{"name":"stolen"}"#),
             try cluster.delete("/api/chat/sessions/\(id)", other),
-            try cluster.post("/api/chat/sessions/\(id)/messages", other, #"{"role":"user","content":"x"}"#),
+            try cluster.post(
+                "/api/chat/sessions/\(id)/messages", other, #"{"role":"user","content":"x"}"#),
             try cluster.get("/api/chat/sessions/\(id)/messages", other),
         ]
         let missing = try cluster.get("/api/chat/sessions/session-000000000000000000000000", other)
@@ -148,8 +164,10 @@ struct SessionsTests {
         let id = try cluster.createSession(user)
         let tampered = String(user.token.dropLast(2)) + (user.token.hasSuffix("AA") ? "BB" : "AA")
         let expired = JWTFactory.expired(user.id)
-        for headers in [[:], ["Authorization": "Bearer"], ["Authorization": "Bearer \(tampered)"],
-                        ["Authorization": "Bearer \(expired)"], ["Authorization": "Basic abc"]] {
+        for headers in [
+            [:], ["Authorization": "Bearer"], ["Authorization": "Bearer \(tampered)"],
+            ["Authorization": "Bearer \(expired)"], ["Authorization": "Basic abc"],
+        ] {
             for path in ["/api/chat/sessions", "/api/chat/sessions/\(id)"] {
                 let result = try HTTPClient.send(cluster, "GET", path, headers: headers)
                 #expect(result.status == 401)
@@ -165,7 +183,8 @@ struct SessionsTests {
         let statuses = Mutex<[Int]>([])
         parallel(40) { index in
             let result = try? cluster.post(
-                "/api/chat/sessions/\(id)/messages", user, #"{"role":"user","content":"m\#(index)","tokens":2}"#)
+                "/api/chat/sessions/\(id)/messages", user,
+                #"{"role":"user","content":"m\#(index)","tokens":2}"#)
             statuses.withLock { $0.append(result?.status ?? -1) }
         }
         #expect(statuses.withLock { $0 }.allSatisfy { $0 == 201 })
@@ -177,9 +196,12 @@ struct SessionsTests {
         var cursor: String?
         repeat {
             let page = try cluster.get(
-                "/api/chat/sessions/\(id)/messages?limit=7" + (cursor.map { "&cursor=\($0)" } ?? ""), user)
+                "/api/chat/sessions/\(id)/messages?limit=7"
+                    + (cursor.map { "&cursor=\($0)" } ?? ""), user)
             #expect(page.status == 200)
-            contents += (page["items"]?.arrayValue ?? []).compactMap { $0.documentValue?["content"]?.stringValue }
+            contents += (page["items"]?.arrayValue ?? []).compactMap {
+                $0.documentValue?["content"]?.stringValue
+            }
             cursor = page["nextCursor"]?.stringValue
         } while cursor != nil
         #expect(contents.count == 40)
@@ -190,34 +212,46 @@ struct SessionsTests {
         let user = cluster.newUser()
         let id = try cluster.createSession(user)
         for index in 0..<105 {
-            let result = try cluster.post("/api/chat/sessions/\(id)/messages", user, #"{"role":"user","content":"n\#(index)"}"#)
+            let result = try cluster.post(
+                "/api/chat/sessions/\(id)/messages", user,
+                #"{"role":"user","content":"n\#(index)"}"#)
             #expect(result.status == 201)
         }
         var contents: [String] = []
         var cursor: String?
         repeat {
             let page = try cluster.get(
-                "/api/chat/sessions/\(id)/messages?limit=50" + (cursor.map { "&cursor=\($0)" } ?? ""), user)
-            contents += (page["items"]?.arrayValue ?? []).compactMap { $0.documentValue?["content"]?.stringValue }
+                "/api/chat/sessions/\(id)/messages?limit=50"
+                    + (cursor.map { "&cursor=\($0)" } ?? ""), user)
+            contents += (page["items"]?.arrayValue ?? []).compactMap {
+                $0.documentValue?["content"]?.stringValue
+            }
             cursor = page["nextCursor"]?.stringValue
         } while cursor != nil
         #expect(contents == (0..<105).map { "n\($0)" })
         let detail = try cluster.get("/api/chat/sessions/\(id)", user)
-        let newest = detail["messages"]?.arrayValue?.compactMap { $0.documentValue?["content"]?.stringValue }
+        let newest = detail["messages"]?.arrayValue?.compactMap {
+            $0.documentValue?["content"]?.stringValue
+        }
         #expect(newest == (55..<105).map { "n\($0)" })
     }
 
     @Test func pagingNeitherSkipsNorRepeats() throws {
         let user = cluster.newUser()
         var created: [String] = []
-        for index in 1...25 { created.append(try cluster.createSession(user, name: String(format: "s%02d", index))) }
+        for index in 1...25 {
+            created.append(try cluster.createSession(user, name: String(format: "s%02d", index)))
+        }
         let firstWalk = try walk(user, limit: 10)
         #expect(firstWalk == created.reversed())
 
         let pageOne = try cluster.get("/api/chat/sessions?limit=10", user)
         let cursor = try #require(pageOne["nextCursor"]?.stringValue)
         let touched = created[2]
-        #expect(try cluster.post("/api/chat/sessions/\(touched)/messages", user, #"{"role":"user","content":"x"}"#).status == 201)
+        #expect(
+            try cluster.post(
+                "/api/chat/sessions/\(touched)/messages", user, #"{"role":"user","content":"x"}"#
+            ).status == 201)
         var rest = try walk(user, limit: 10, from: cursor)
         rest += ids(pageOne)
         #expect(Set(rest).count == rest.count)
@@ -254,7 +288,10 @@ struct SessionsTests {
         let user = cluster.newUser()
         let keep = try cluster.createSession(user, name: "keep")
         let drop = try cluster.createSession(user, name: "drop")
-        #expect(try cluster.post("/api/chat/sessions/\(drop)/messages", user, #"{"role":"user","content":"x"}"#).status == 201)
+        #expect(
+            try cluster.post(
+                "/api/chat/sessions/\(drop)/messages", user, #"{"role":"user","content":"x"}"#
+            ).status == 201)
         #expect(try cluster.delete("/api/chat/sessions/\(drop)", user).status == 200)
         #expect(try cluster.get("/api/chat/sessions/\(drop)", user).status == 404)
         #expect(try cluster.get("/api/chat/sessions/\(drop)/messages", user).status == 404)

@@ -1,7 +1,8 @@
-import Core
-@testable import MongoKit
 import Bus
+import Core
 import Testing
+
+@testable import MongoKit
 
 @Suite("Filters rewritten for the stand-in keep their meaning")
 struct FilterCompatTests {

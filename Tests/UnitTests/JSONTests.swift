@@ -5,7 +5,8 @@ import Testing
 @Suite("Strict JSON parsing")
 struct JSONTests {
     @Test(arguments: [
-        #"{"name":"#, "", #"{"name":"a",}"#, #"{"name":"a"}{"name":"b"}"#, #"{"name":"a","name":"b"}"#,
+        #"{"name":"#, "", #"{"name":"a",}"#, #"{"name":"a"}{"name":"b"}"#,
+        #"{"name":"a","name":"b"}"#,
         #"{"temperature":NaN}"#, #"{"temperature":1e400}"#, "\u{FEFF}{\"name\":\"a\"}",
         #"{"a":"\ud83d"}"#,
     ])
@@ -36,6 +37,9 @@ struct JSONTests {
         let text = JSONWriter.string(doc)
         #expect(text.contains(#""t":0.7"#))
         #expect(text.contains(#""m":4000"#))
-        #expect(try JSONParser.parseObject(Array(text.utf8)) == ["t": .double(0.7), "m": .int64(4000), "s": .string("a\"b\\c\n\u{1}😀")])
+        #expect(
+            try JSONParser.parseObject(Array(text.utf8)) == [
+                "t": .double(0.7), "m": .int64(4000), "s": .string("a\"b\\c\n\u{1}😀"),
+            ])
     }
 }

@@ -10,7 +10,8 @@ struct OpenAPIContractTests {
     static let root: URL = {
         var url = URL(fileURLWithPath: #filePath)
         while url.path != "/"
-            && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path)
+            && !FileManager.default.fileExists(
+                atPath: url.appendingPathComponent("Package.swift").path)
         {
             url.deleteLastPathComponent()
         }
@@ -39,14 +40,17 @@ struct OpenAPIContractTests {
 
     /// `:id` in the route table is `{id}` in the document.
     static func openAPIPath(_ route: Route) -> String {
-        "/" + route.segments.map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : $0 }
+        "/"
+            + route.segments.map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : $0 }
             .joined(separator: "/")
     }
 
     @Test func everyRouteIsDocumentedAndEveryDocumentedOperationIsARoute() throws {
         let documented = Set(try documented(try document()))
-        let routes = Set(Routes.all.map { "\($0.method) \(Self.openAPIPath($0))" } + Self.gatewayRoutes)
-        #expect(routes.count == Routes.all.count + Self.gatewayRoutes.count, "a route is listed twice")
+        let routes = Set(
+            Routes.all.map { "\($0.method) \(Self.openAPIPath($0))" } + Self.gatewayRoutes)
+        #expect(
+            routes.count == Routes.all.count + Self.gatewayRoutes.count, "a route is listed twice")
         let undocumented = routes.subtracting(documented).sorted()
         let unrouted = documented.subtracting(routes).sorted()
         #expect(undocumented.isEmpty, "routes missing from openapi.json: \(undocumented)")
@@ -66,7 +70,8 @@ struct OpenAPIContractTests {
             }
             #expect(statuses.contains("503") && statuses.contains("504"), "\(route.path)")
         }
-        #expect(doc.value(at: "components.securitySchemes.bearerAuth.scheme")?.stringValue == "bearer")
+        #expect(
+            doc.value(at: "components.securitySchemes.bearerAuth.scheme")?.stringValue == "bearer")
         #expect(doc["openapi"]?.stringValue == "3.1.0")
     }
 

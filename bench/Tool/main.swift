@@ -19,7 +19,8 @@ func floor(port: Int) -> Never {
     let body = Array(#"{"pong":true}"#.utf8)
     let server = HTTPServer(
         config: HTTPServerConfig(
-            host: "127.0.0.1", port: port, threads: 2, maxBodyBytes: 1 << 20, connectionTimeoutSeconds: 15,
+            host: "127.0.0.1", port: port, threads: 2, maxBodyBytes: 1 << 20,
+            connectionTimeoutSeconds: 15,
             connectionLimit: 4000, defaultHeaders: [("Cache-Control", "no-store")]),
         handler: { _, responder in responder.respond(.json(200, body)) })
     do { try server.start() } catch { fail(error.message) }
@@ -27,7 +28,8 @@ func floor(port: Int) -> Never {
 }
 
 /// Runs the MongoDB work of one route in a loop on THREADS threads and prints operations/s.
-func direct(uri: String, op: String, threads: Int, seconds: Double, user: ObjectId, session: String) {
+func direct(uri: String, op: String, threads: Int, seconds: Double, user: ObjectId, session: String)
+{
     guard let pool = try? MongoPool(uri: uri, appName: "bench") else { fail("bad uri") }
     let sessions = pool.collection("chat_sessions")
     let interactions = pool.collection("chatinteractions")
@@ -45,24 +47,39 @@ func direct(uri: String, op: String, threads: Int, seconds: Double, user: Object
                     switch op {
                     case "create":
                         try sessions.insertOne([
-                            "_id": .objectId(ObjectId()), "sessionId": .string("bench-\(thread)-\(index)-\(ObjectId().hex)"),
-                            "userId": .objectId(user), "name": "bench", "isActive": true, "isArchived": false,
-                            "tags": [], "settings": ["temperature": 0.7, "maxTokens": 2000], "createdAt": .date(now),
+                            "_id": .objectId(ObjectId()),
+                            "sessionId": .string("bench-\(thread)-\(index)-\(ObjectId().hex)"),
+                            "userId": .objectId(user), "name": "bench", "isActive": true,
+                            "isArchived": false,
+                            "tags": [], "settings": ["temperature": 0.7, "maxTokens": 2000],
+                            "createdAt": .date(now),
                             "updatedAt": .date(now),
                         ])
                     case "append":
-                        _ = try sessions.findOne(["sessionId": .string(session), "userId": .objectId(user)])
+                        _ = try sessions.findOne([
+                            "sessionId": .string(session), "userId": .objectId(user),
+                        ])
                         try interactions.updateOne(
                             ["conversationId": .string(session), "bucket": 0],
-                            ["$push": ["messages": ["role": "user", "content": "hello", "createdAt": .date(now)]],
-                             "$inc": ["metrics.turnCount": 1]])
+                            [
+                                "$push": [
+                                    "messages": [
+                                        "role": "user", "content": "hello", "createdAt": .date(now),
+                                    ]
+                                ],
+                                "$inc": ["metrics.turnCount": 1],
+                            ])
                         try sessions.updateOne(
-                            ["sessionId": .string(session)], ["$inc": ["stats.messageCount": 1], "$set": ["updatedAt": .date(now)]])
+                            ["sessionId": .string(session)],
+                            ["$inc": ["stats.messageCount": 1], "$set": ["updatedAt": .date(now)]])
                     case "list":
-                        _ = try sessions.find(["userId": .objectId(user)], sort: ["updatedAt": -1, "sessionId": -1], limit: 21)
+                        _ = try sessions.find(
+                            ["userId": .objectId(user)], sort: ["updatedAt": -1, "sessionId": -1],
+                            limit: 21)
                     case "page":
                         _ = try interactions.find(
-                            ["conversationId": .string(session), "bucket": ["$gte": 0]], sort: ["bucket": 1], limit: 3)
+                            ["conversationId": .string(session), "bucket": ["$gte": 0]],
+                            sort: ["bucket": 1], limit: 3)
                     default:
                         fail("unknown op \(op)")
                     }
@@ -90,9 +107,12 @@ func seed(uri: String, user: ObjectId, sessions count: Int, messages: Int) {
         if index == 0 { first = id }
         let at = Value.date(Timestamp(milliseconds: base + Int64(index) * 1000))
         batch.append([
-            "_id": .objectId(ObjectId()), "sessionId": .string(id), "userId": .objectId(user), "name": .string("seed \(index)"),
-            "isActive": true, "isArchived": false, "tags": [], "settings": ["temperature": 0.7, "maxTokens": 2000],
-            "stats": ["messageCount": 0, "totalTokens": 0, "durationMs": 0], "createdAt": at, "updatedAt": at,
+            "_id": .objectId(ObjectId()), "sessionId": .string(id), "userId": .objectId(user),
+            "name": .string("seed \(index)"),
+            "isActive": true, "isArchived": false, "tags": [],
+            "settings": ["temperature": 0.7, "maxTokens": 2000],
+            "stats": ["messageCount": 0, "totalTokens": 0, "durationMs": 0], "createdAt": at,
+            "updatedAt": at,
         ])
         if batch.count == 500 {
             _ = try? sessions.insertMany(batch)
@@ -104,21 +124,29 @@ func seed(uri: String, user: ObjectId, sessions count: Int, messages: Int) {
     var number: Int64 = 0
     var buckets: [Document] = []
     for index in 0..<messages {
-        bucket.append(["messageId": .string("msg-seed-\(index)"), "role": "user", "content": .string("message \(index)"),
-                       "attachments": [], "createdAt": .date(Timestamp(milliseconds: base + Int64(index)))])
+        bucket.append([
+            "messageId": .string("msg-seed-\(index)"), "role": "user",
+            "content": .string("message \(index)"),
+            "attachments": [], "createdAt": .date(Timestamp(milliseconds: base + Int64(index))),
+        ])
         if bucket.count == 100 || index == messages - 1 {
             buckets.append([
-                "_id": .objectId(ObjectId()), "conversationId": .string(first), "bucket": .int64(number),
+                "_id": .objectId(ObjectId()), "conversationId": .string(first),
+                "bucket": .int64(number),
                 "userId": .objectId(user), "messages": .array(bucket),
-                "metrics": ["turnCount": .int64(Int64(bucket.count)), "totalTokens": 0, "contentBytes": 0],
-                "status": "active", "createdAt": .date(Timestamp.now()), "updatedAt": .date(Timestamp.now()),
+                "metrics": [
+                    "turnCount": .int64(Int64(bucket.count)), "totalTokens": 0, "contentBytes": 0,
+                ],
+                "status": "active", "createdAt": .date(Timestamp.now()),
+                "updatedAt": .date(Timestamp.now()),
             ])
             bucket = []
             number += 1
         }
     }
     _ = try? interactions.insertMany(buckets)
-    _ = try? sessions.updateOne(["sessionId": .string(first)], ["$set": ["stats.messageCount": .int64(Int64(messages))]])
+    _ = try? sessions.updateOne(
+        ["sessionId": .string(first)], ["$set": ["stats.messageCount": .int64(Int64(messages))]])
     print(first)
 }
 
@@ -129,9 +157,12 @@ case "direct":
     guard arguments.count >= 7, let threads = Int(arguments[3]), let seconds = Double(arguments[4]),
         let user = ObjectId(hex: arguments[5])
     else { fail("usage: direct URI OP THREADS SECONDS USER SESSION") }
-    direct(uri: arguments[1], op: arguments[2], threads: threads, seconds: seconds, user: user, session: arguments[6])
+    direct(
+        uri: arguments[1], op: arguments[2], threads: threads, seconds: seconds, user: user,
+        session: arguments[6])
 case "seed":
-    guard arguments.count >= 5, let user = ObjectId(hex: arguments[2]), let count = Int(arguments[3]),
+    guard arguments.count >= 5, let user = ObjectId(hex: arguments[2]),
+        let count = Int(arguments[3]),
         let messages = Int(arguments[4])
     else { fail("usage: seed URI USER SESSIONS MESSAGES") }
     seed(uri: arguments[1], user: user, sessions: count, messages: messages)

@@ -22,7 +22,9 @@ private let workDirectories = Mutex<[String]>([])
 private let installExitHook: Void = {
     atexit {
         for pid in children.withLock({ $0 }) { kill(pid, SIGKILL) }
-        for path in workDirectories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        for path in workDirectories.withLock({ $0 }) {
+            try? FileManager.default.removeItem(atPath: path)
+        }
     }
 }()
 
@@ -32,14 +34,19 @@ final class Cluster: @unchecked Sendable {
     static let secret = "integration-test-secret"
     static let root: URL = {
         var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+        while url.path != "/"
+            && !FileManager.default.fileExists(
+                atPath: url.appendingPathComponent("Package.swift").path)
+        {
             url.deleteLastPathComponent()
         }
         return url
     }()
 
     static var binDirectory: URL {
-        if let dir = ProcessInfo.processInfo.environment["UC_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        if let dir = ProcessInfo.processInfo.environment["UC_BIN_DIR"] {
+            return URL(fileURLWithPath: dir)
+        }
         return root.appendingPathComponent(".build/debug")
     }
 
@@ -67,7 +74,9 @@ final class Cluster: @unchecked Sendable {
 
     /// One cluster shared by the tests that do not stop or kill anything.
     static let shared: Result<Cluster, ClusterError> = {
-        do { return .success(try Cluster(services: Routes.services)) } catch let error as ClusterError {
+        do { return .success(try Cluster(services: Routes.services)) } catch let error
+            as ClusterError
+        {
             return .failure(error)
         } catch { return .failure(ClusterError(description: "\(error)")) }
     }()
@@ -82,7 +91,8 @@ final class Cluster: @unchecked Sendable {
     ) throws {
         self.durableRedis = durableRedis
         _ = installExitHook
-        workDir = FileManager.default.temporaryDirectory.appendingPathComponent("uc-test-\(UUID().uuidString.prefix(8))")
+        workDir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "uc-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
         let path = workDir.path
         workDirectories.withLock { $0.append(path) }
@@ -96,7 +106,9 @@ final class Cluster: @unchecked Sendable {
         try startRedis()
         try startMongo()
         for service in services {
-            for replica in 0..<(replicas[service] ?? 1) { try startService(service, replica: replica) }
+            for replica in 0..<(replicas[service] ?? 1) {
+                try startService(service, replica: replica)
+            }
         }
         try startService("gateway", replica: 0)
         try waitUntilReady()
@@ -134,11 +146,14 @@ final class Cluster: @unchecked Sendable {
     }
 
     @discardableResult
-    private func launch(_ name: String, _ path: String, _ arguments: [String], environment: [String: String] = [:])
+    private func launch(
+        _ name: String, _ path: String, _ arguments: [String], environment: [String: String] = [:]
+    )
         throws -> Process
     {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw ClusterError(description: "\(path) is missing: run `make test` (it builds and installs it)")
+            throw ClusterError(
+                description: "\(path) is missing: run `make test` (it builds and installs it)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
@@ -161,9 +176,14 @@ final class Cluster: @unchecked Sendable {
     private func startRedis() throws {
         try launch(
             "redis", "/usr/bin/redis-server",
-            ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", durableRedis ? "yes" : "no", "--appendfsync", "always", "--dir", workDir.path])
-        try waitFor("redis-server") { (try? RedisConnection(address: self.redisAddress, timeoutMs: 500).run(["PING"])) != nil }
+            [
+                "--port", String(redisPort), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", durableRedis ? "yes" : "no", "--appendfsync", "always", "--dir",
+                workDir.path,
+            ])
+        try waitFor("redis-server") {
+            (try? RedisConnection(address: self.redisAddress, timeoutMs: 500).run(["PING"])) != nil
+        }
     }
 
     func restartRedis() throws {
@@ -177,15 +197,18 @@ final class Cluster: @unchecked Sendable {
         let (program, prefix) = Cluster.standInCommand
         try launch(
             "mongo", program,
-            prefix + ["--host", "127.0.0.1", "-p", String(mongoPort), "--data-dir", dataDir.path,
-             "--log-file", dataDir.appendingPathComponent("nx.log").path,
-             "--pid-file", dataDir.appendingPathComponent("nx.pid").path])
+            prefix + [
+                "--host", "127.0.0.1", "-p", String(mongoPort), "--data-dir", dataDir.path,
+                "--log-file", dataDir.appendingPathComponent("nx.log").path,
+                "--pid-file", dataDir.appendingPathComponent("nx.pid").path,
+            ])
         try waitFor("the MongoDB stand-in") { Cluster.canConnect(port: self.mongoPort) }
     }
 
     func serviceEnvironment(_ name: String, replica: Int) -> [String: String] {
         var env: [String: String] = [
-            "REDIS_URL": "redis://127.0.0.1:\(redisPort)", "MONGODB_URI": mongoURI, "LOG_LEVEL": "warning",
+            "REDIS_URL": "redis://127.0.0.1:\(redisPort)", "MONGODB_URI": mongoURI,
+            "LOG_LEVEL": "warning",
             "JWT_SECRET": Cluster.secret, "PORT": String(httpPort), "HOST": "127.0.0.1",
             "CONSUMER_NAME": "\(name)-test-\(replica)", "REQUEST_TIMEOUT_MS": "3000",
         ]
@@ -237,7 +260,8 @@ final class Cluster: @unchecked Sendable {
             if check() { return }
             usleep(50_000)
         }
-        throw ClusterError(description: "\(what) did not start within \(Int(seconds)) s (logs in \(workDir.path))")
+        throw ClusterError(
+            description: "\(what) did not start within \(Int(seconds)) s (logs in \(workDir.path))")
     }
 
     /// Ready when `/readyz` says so, or when its only problems are services this cluster
@@ -257,14 +281,16 @@ final class Cluster: @unchecked Sendable {
     }
 
     func log(_ name: String) -> String {
-        (try? String(contentsOf: workDir.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+        (try? String(contentsOf: workDir.appendingPathComponent("\(name).log"), encoding: .utf8))
+            ?? ""
     }
 
     /// A fresh user and a valid token for it.
     func newUser(role: String = "user") -> TestUser {
         let id = ObjectId()
         let token = JWT(secret: Cluster.secret).sign(
-            TokenClaims(userId: id, role: role, expiresAt: Int64(Date().timeIntervalSince1970) + 3600))
+            TokenClaims(
+                userId: id, role: role, expiresAt: Int64(Date().timeIntervalSince1970) + 3600))
         return TestUser(id: id, token: token)
     }
 
@@ -304,7 +330,8 @@ enum HTTPClient {
     }()
 
     static func send(
-        _ cluster: Cluster, _ method: String, _ path: String, token: String? = nil, body: String? = nil,
+        _ cluster: Cluster, _ method: String, _ path: String, token: String? = nil,
+        body: String? = nil,
         rawBody: [UInt8]? = nil, headers: [String: String] = [:]
     ) throws -> HTTPResult {
         guard let url = URL(string: cluster.baseURL + path) else {
@@ -330,7 +357,9 @@ enum HTTPClient {
                     headers[String(describing: key).lowercased()] = String(describing: value)
                 }
                 box.withLock {
-                    $0 = .success(HTTPResult(status: http.statusCode, headers: headers, body: Array(data ?? Data())))
+                    $0 = .success(
+                        HTTPResult(
+                            status: http.statusCode, headers: headers, body: Array(data ?? Data())))
                 }
             } else {
                 box.withLock { $0 = .failure(ClusterError(description: "no HTTP response")) }
@@ -339,7 +368,9 @@ enum HTTPClient {
         }
         task.resume()
         done.wait()
-        guard let result = box.withLock({ $0 }) else { throw ClusterError(description: "no result") }
+        guard let result = box.withLock({ $0 }) else {
+            throw ClusterError(description: "no result")
+        }
         return try result.get()
     }
 }
@@ -349,7 +380,8 @@ extension Cluster {
         try HTTPClient.send(self, "GET", path, token: user?.token)
     }
 
-    func post(_ path: String, _ user: TestUser?, _ body: String, headers: [String: String] = [:]) throws
+    func post(_ path: String, _ user: TestUser?, _ body: String, headers: [String: String] = [:])
+        throws
         -> HTTPResult
     {
         try HTTPClient.send(self, "POST", path, token: user?.token, body: body, headers: headers)
@@ -368,7 +400,8 @@ extension Cluster {
         let body = JSONWriter.string(["name": .string(name)] as Document)
         let result = try post("/api/chat/sessions", user, body)
         guard result.status == 201, let id = result["sessionId"]?.stringValue else {
-            throw ClusterError(description: "create session failed: \(result.status) \(result.text)")
+            throw ClusterError(
+                description: "create session failed: \(result.status) \(result.text)")
         }
         return id
     }

@@ -114,8 +114,9 @@ final class MongoCountingProxy: @unchecked Sendable {
     /// Takes whole messages off the front of `buffer` and counts each OP_MSG's command.
     private func count(_ buffer: inout [UInt8]) {
         func int32(_ at: Int) -> Int {
-            Int(UInt32(buffer[at]) | UInt32(buffer[at + 1]) << 8 | UInt32(buffer[at + 2]) << 16
-                | UInt32(buffer[at + 3]) << 24)
+            Int(
+                UInt32(buffer[at]) | UInt32(buffer[at + 1]) << 8 | UInt32(buffer[at + 2]) << 16
+                    | UInt32(buffer[at + 3]) << 24)
         }
         while buffer.count >= 16 {
             let length = int32(0)
