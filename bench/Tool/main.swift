@@ -10,6 +10,9 @@ import Synchronization
 ///   uc-bench seed URI USER SESSIONS MESSAGES     sessions for USER; MESSAGES messages in its first session
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+/// The tool's one result line, read by bench/run.sh.
+func output(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("uc-bench: \(message)\n".utf8))
     exit(2)
@@ -92,7 +95,7 @@ func direct(uri: String, op: String, threads: Int, seconds: Double, user: Object
         }.start()
     }
     group.wait()
-    print(String(format: "%.1f", Double(count.load(ordering: .relaxed)) / seconds))
+    output(String(format: "%.1f", Double(count.load(ordering: .relaxed)) / seconds))
 }
 
 func seed(uri: String, user: ObjectId, sessions count: Int, messages: Int) {
@@ -147,7 +150,7 @@ func seed(uri: String, user: ObjectId, sessions count: Int, messages: Int) {
     _ = try? interactions.insertMany(buckets)
     _ = try? sessions.updateOne(
         ["sessionId": .string(first)], ["$set": ["stats.messageCount": .int64(Int64(messages))]])
-    print(first)
+    output(first)
 }
 
 switch arguments.first {
