@@ -251,7 +251,7 @@ final class Gateway: @unchecked Sendable {
     private func readiness() -> HTTPResponse {
         var problems: [Value] = []
         probe.withLock { redis in
-            for service in Routes.services {
+            for service in Routes.consumerGroups {
                 let stream = BusNames.commandStream(service)
                 let since = Timestamp.now().milliseconds - 5000
                 do {

@@ -6,7 +6,6 @@ import Foundation
 /// threads of their own with a read-ahead of one per worker, claimed from a dead consumer
 /// only after `ReplyConfig.claimIdleMs` (a reply may take that long), in the same process as
 /// the rest of the sessions service and with the same ledger.
-// TODO: /readyz checks the routed services' consumers only, not those of sessions-respond.
 final class RespondRunner: @unchecked Sendable {
     static let service = "sessions-respond"
     let runner: ServiceRunner

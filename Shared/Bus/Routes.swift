@@ -81,6 +81,18 @@ public enum Routes {
         return seen
     }
 
+    /// Every consumer group the gateway sends commands to: the services and the streams of
+    /// their long-running commands (such as `sessions-respond`).
+    public static var consumerGroups: [String] {
+        var seen = services
+        for route in all {
+            if let long = route.longRunning, !seen.contains(long.service) {
+                seen.append(long.service)
+            }
+        }
+        return seen
+    }
+
     public enum Lookup {
         case found(Route, [String: String])
         case wrongMethod([String])
