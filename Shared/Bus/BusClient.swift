@@ -76,6 +76,25 @@ public final class BusClient: @unchecked Sendable {
         }
     }
 
+    /// Commands of a stream not yet answered: undelivered (`lag`) plus delivered and
+    /// unacknowledged (`pending`) for the stream's service group. Acknowledged entries waiting
+    /// for the next trim do not count.
+    static func backlog(of reply: RedisReply, stream: String) -> Int64 {
+        let service = String(stream.dropFirst(BusNames.commandStream("").count))
+        for group in reply.array ?? [] {
+            let items = group.array ?? []
+            var fields: [String: RedisReply] = [:]
+            var index = 0
+            while index + 1 < items.count {
+                if let key = items[index].text { fields[key] = items[index + 1] }
+                index += 2
+            }
+            guard fields["name"]?.text == service else { continue }
+            return (fields["lag"]?.integer ?? 0) + (fields["pending"]?.integer ?? 0)
+        }
+        return 0
+    }
+
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         wakeWriter.signal()
@@ -132,12 +151,14 @@ public final class BusClient: @unchecked Sendable {
             let checkBacklog = now - lastBacklogCheck > 200
             if checkBacklog {
                 lastBacklogCheck = now
-                commands += streams.map { ["XLEN", RedisArgument($0)] }
+                commands += streams.map { ["XINFO", "GROUPS", RedisArgument($0)] }
             }
             do {
                 let replies = try redis.pipeline(commands)
                 if checkBacklog {
-                    let lengths = replies.suffix(streams.count).map { $0.integer ?? 0 }
+                    let lengths = zip(streams, replies.suffix(streams.count)).map { stream, reply in
+                        BusClient.backlog(of: reply, stream: stream)
+                    }
                     backlog.withLock { table in
                         for (stream, length) in zip(streams, lengths) { table[stream] = length }
                     }

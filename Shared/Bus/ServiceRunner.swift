@@ -401,7 +401,7 @@ public final class ServiceRunner: @unchecked Sendable {
         while !isStopping {
             if due("heartbeat", everyMs: 1000) { heartbeat(redis) }
             if due("claim", everyMs: max(200, config.claimIdleMs / 2)) { claim(redis) }
-            if due("trim", everyMs: 5000) { trim(redis) }
+            if due("trim", everyMs: 1000) { trim(redis) }
             if due("forget", everyMs: 60_000) { forgetGoneConsumers(redis) }
             usleep(100_000)
         }
