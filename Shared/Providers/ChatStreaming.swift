@@ -289,18 +289,9 @@ extension OpenAICompatibleProvider: StreamingChatProvider {
     public func stream(_ request: ChatRequest, onText: @escaping @Sendable (String) -> Void)
         throws(ProviderError) -> ChatCompletion
     {
-        let started = Timestamp.now().milliseconds
-        let caller = StreamingCaller(provider: name, config: config)
-        let (answer, attempts) = try caller.post(
-            "/chat/completions", headers: headers,
-            body: JSONWriter.bytes(.document(body(request, stream: true)))
-        ) { StreamedAnswer(wire: .openAI, onText: onText) }
-        return ChatCompletion(
-            text: answer.text, provider: name, model: answer.model ?? request.model ?? config.model,
-            usage: answer.usage
-                ?? .estimate(input: request.messages.map(\.content).joined(), output: answer.text),
-            finishReason: answer.finishReason ?? "stop", attempts: attempts,
-            durationMs: Int(Timestamp.now().milliseconds - started))
+        try streamCompletion(
+            provider: name, config: config, path: "/chat/completions", headers: headers,
+            body: body(request, stream: true), wire: .openAI, request: request, onText: onText)
     }
 }
 
@@ -308,17 +299,29 @@ extension AnthropicProvider: StreamingChatProvider {
     public func stream(_ request: ChatRequest, onText: @escaping @Sendable (String) -> Void)
         throws(ProviderError) -> ChatCompletion
     {
-        let started = Timestamp.now().milliseconds
-        let caller = StreamingCaller(provider: name, config: config)
-        let (answer, attempts) = try caller.post(
-            "/v1/messages", headers: headers,
-            body: JSONWriter.bytes(.document(body(request, stream: true)))
-        ) { StreamedAnswer(wire: .anthropic, onText: onText) }
-        return ChatCompletion(
-            text: answer.text, provider: name, model: answer.model ?? request.model ?? config.model,
-            usage: answer.usage
-                ?? .estimate(input: request.messages.map(\.content).joined(), output: answer.text),
-            finishReason: answer.finishReason ?? "stop", attempts: attempts,
-            durationMs: Int(Timestamp.now().milliseconds - started))
+        try streamCompletion(
+            provider: name, config: config, path: "/v1/messages", headers: headers,
+            body: body(request, stream: true), wire: .anthropic, request: request, onText: onText)
     }
+}
+
+/// Posts a streaming request in either protocol and turns the streamed answer into a
+/// completion, estimating the token counts when the provider reported none.
+private func streamCompletion(
+    provider: String, config: HTTPProviderConfig, path: String, headers: [(String, String)],
+    body: Document, wire: StreamedAnswer.Wire, request: ChatRequest,
+    onText: @escaping @Sendable (String) -> Void
+) throws(ProviderError) -> ChatCompletion {
+    let started = Timestamp.now().milliseconds
+    let caller = StreamingCaller(provider: provider, config: config)
+    let (answer, attempts) = try caller.post(
+        path, headers: headers, body: JSONWriter.bytes(.document(body))
+    ) { StreamedAnswer(wire: wire, onText: onText) }
+    return ChatCompletion(
+        text: answer.text, provider: provider,
+        model: answer.model ?? request.model ?? config.model,
+        usage: answer.usage
+            ?? .estimate(input: request.messages.map(\.content).joined(), output: answer.text),
+        finishReason: answer.finishReason ?? "stop", attempts: attempts,
+        durationMs: Int(Timestamp.now().milliseconds - started))
 }
