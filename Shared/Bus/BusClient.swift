@@ -51,8 +51,7 @@ public final class BusClient: @unchecked Sendable {
     let logger: Logger
     let maxBacklog: Int
     private let backlog = Mutex<[String: Int64]>([:])
-    private let queue = Mutex<[Outgoing]>([])
-    private let wakeWriter = DispatchSemaphore(value: 0)
+    private let queue = WorkQueue<Outgoing>()
     private let waiting = Mutex<[String: Waiting]>([:])
     private let stopping = Atomic<Bool>(false)
     public let redisUp = Atomic<Bool>(true)
@@ -98,7 +97,6 @@ public final class BusClient: @unchecked Sendable {
 
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        wakeWriter.signal()
     }
 
     public var inFlight: Int { waiting.withLock { $0.count } }
@@ -116,8 +114,7 @@ public final class BusClient: @unchecked Sendable {
         waiting.withLock {
             $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion)
         }
-        queue.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
-        wakeWriter.signal()
+        queue.push(Outgoing(stream: stream, command: command, limit: limit))
     }
 
     private func complete(_ id: String, with reply: Reply?) {
@@ -129,12 +126,7 @@ public final class BusClient: @unchecked Sendable {
         let redis = RedisConnection(address: address, timeoutMs: 2000)
         var lastBacklogCheck: Int64 = 0
         while !stopping.load(ordering: .sequentiallyConsistent) {
-            wakeWriter.wait()
-            let batch = queue.withLock { pending -> [Outgoing] in
-                let taken = pending
-                pending.removeAll(keepingCapacity: true)
-                return taken
-            }
+            let batch = queue.popAll(timeoutMs: 200)
             guard !batch.isEmpty else { continue }
             var commands: [[RedisArgument]] = batch.map { item in
                 guard let limit = item.limit else {

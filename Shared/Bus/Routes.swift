@@ -99,7 +99,25 @@ public enum Routes {
         case notFound
     }
 
+    /// Routes by path for paths without parameters that no parameterised route also matches,
+    /// so the common literal paths skip the segment-by-segment search.
+    static let literalPaths: [String: [Route]] = {
+        var table: [String: [Route]] = [:]
+        for route in all where !route.segments.contains(where: { $0.hasPrefix(":") }) {
+            let parts = route.segments.map { Substring($0) }
+            let shadowed = all.contains { other in
+                other.segments.contains(where: { $0.hasPrefix(":") }) && other.match(parts) != nil
+            }
+            if !shadowed { table[route.path, default: []].append(route) }
+        }
+        return table
+    }()
+
     public static func lookup(method: String, path: String) -> Lookup {
+        if let routes = literalPaths[path] {
+            if let route = routes.first(where: { $0.method == method }) { return .found(route, [:]) }
+            return .wrongMethod(routes.map(\.method))
+        }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         guard path.hasPrefix("/"), !parts.contains(where: \.isEmpty) else { return .notFound }
         let partList = Array(parts)

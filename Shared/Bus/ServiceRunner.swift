@@ -215,20 +215,15 @@ public final class ServiceRunner: @unchecked Sendable {
 
     /// Commands read and not yet applied; the reader stops reading while it is full, so the
     /// rest stays in the stream for other replicas.
-    private let jobs = Mutex<[Command]>([])
-    private let jobsReady = DispatchSemaphore(value: 0)
+    private let jobs = WorkQueue<Command>()
     /// Answers not yet written: the reply frame (nil for a dropped command) and the entry to ack.
-    private let results = Mutex<[(key: String, frame: [UInt8]?, entry: String)]>([])
-    private let resultsReady = DispatchSemaphore(value: 0)
+    private let results = WorkQueue<(key: String, frame: [UInt8]?, entry: String)>()
     private let readerDone = Atomic<Bool>(false)
     private let workersLeft = Atomic<Int>(0)
 
     private var queueCapacity: Int { config.workers * config.queuePerWorker }
 
-    func enqueue(_ commands: [Command]) {
-        jobs.withLock { $0 += commands }
-        for _ in commands { jobsReady.signal() }
-    }
+    func enqueue(_ commands: [Command]) { jobs.push(commands) }
 
     /// One blocking `XREADGROUP` for the whole process, `COUNT` as large as the queue has room.
     private func readerLoop() {
@@ -241,7 +236,7 @@ public final class ServiceRunner: @unchecked Sendable {
         var backoffMs = 100
         defer { readerDone.store(true, ordering: .sequentiallyConsistent) }
         while !isStopping {
-            let room = queueCapacity - jobs.withLock { $0.count }
+            let room = queueCapacity - jobs.count
             if room < 1 {
                 usleep(1000)
                 continue
@@ -293,20 +288,12 @@ public final class ServiceRunner: @unchecked Sendable {
     /// Applies queued commands until the reader has stopped and the queue is empty.
     private func workerLoop() {
         workersLeft.add(1, ordering: .sequentiallyConsistent)
-        defer {
-            workersLeft.subtract(1, ordering: .sequentiallyConsistent)
-            resultsReady.signal()
-        }
+        defer { workersLeft.subtract(1, ordering: .sequentiallyConsistent) }
         while true {
-            if jobsReady.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
-                if readerDone.load(ordering: .sequentiallyConsistent)
-                    && jobs.withLock({ $0.isEmpty })
-                {
+            guard let command = jobs.pop(timeoutMs: 100) else {
+                if readerDone.load(ordering: .sequentiallyConsistent) && jobs.count == 0 {
                     return
                 }
-                continue
-            }
-            guard let command = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
                 continue
             }
             handle(command)
@@ -320,8 +307,7 @@ public final class ServiceRunner: @unchecked Sendable {
                 "uc_commands_expired_total", labels: [("stream", stream)],
                 help: "commands dropped unapplied because their deadline had passed")
             logger.debug("dropped expired command", [.command: command.id, .type: command.type])
-            results.withLock { $0.append((command.replyKey, nil, command.streamId)) }
-            resultsReady.signal()
+            results.push((command.replyKey, nil, command.streamId))
             return
         }
         let started = Timestamp.now()
@@ -335,11 +321,8 @@ public final class ServiceRunner: @unchecked Sendable {
             "uc_commands_handled_total",
             labels: [("type", command.type), ("status", String(reply.status))],
             help: "commands answered, by type and status")
-        results.withLock {
-            $0.append(
-                (command.replyKey, reply.frame(requestId: command.requestId), command.streamId))
-        }
-        resultsReady.signal()
+        results.push(
+            (command.replyKey, reply.frame(requestId: command.requestId), command.streamId))
     }
 
     /// Writes answers in batches: one `RPUSH` and `PEXPIRE` per reply key and one `XACK`, after
@@ -348,13 +331,7 @@ public final class ServiceRunner: @unchecked Sendable {
         let redis = RedisConnection(address: config.redis, timeoutMs: 5000)
         var pending: [(key: String, frame: [UInt8]?, entry: String)] = []
         while true {
-            _ = resultsReady.wait(timeout: .now() + .milliseconds(100))
-            pending += results.withLock {
-                batch -> [(key: String, frame: [UInt8]?, entry: String)] in
-                let taken = batch
-                batch.removeAll(keepingCapacity: true)
-                return taken
-            }
+            pending += results.popAll(timeoutMs: pending.isEmpty ? 100 : 0)
             if pending.isEmpty {
                 if readerDone.load(ordering: .sequentiallyConsistent)
                     && workersLeft.load(ordering: .sequentiallyConsistent) == 0

@@ -1,6 +1,10 @@
+import Foundation
 import Synchronization
 
 /// Counters, gauges and latency histograms, rendered in Prometheus's text format.
+///
+/// Counters and histograms are kept in shards picked by the calling thread, so worker threads
+/// recording at once do not wait on one lock; `render` adds the shards up.
 public final class Metrics: Sendable {
     public static let latencyBuckets: [Double] = [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -10,6 +14,10 @@ public final class Metrics: Sendable {
         var counts: [Int]
         var sum: Double = 0
         var total = 0
+
+        static var empty: Histogram {
+            Histogram(counts: [Int](repeating: 0, count: Metrics.latencyBuckets.count))
+        }
     }
 
     struct State {
@@ -18,9 +26,23 @@ public final class Metrics: Sendable {
         var help: [String: (String, String)] = [:]
     }
 
-    private let state = Mutex(State())
+    final class Shard: Sendable {
+        let state = Mutex(State())
+    }
+
+    private static let shardCount = 16
+    private let shards = (0..<Metrics.shardCount).map { _ in Shard() }
+    /// Gauges are set, not added, so they live outside the shards.
+    private let gauges = Mutex(State())
 
     public init() {}
+
+    /// The calling thread's shard: its pthread id, mixed, picks one of `shardCount`.
+    private var shard: Shard {
+        let mixed =
+            UInt64(UInt(bitPattern: Int(bitPattern: pthread_self()))) &* 0x9E37_79B9_7F4A_7C15
+        return shards[Int(mixed >> 60) % Metrics.shardCount]
+    }
 
     private static func labelText(_ labels: [(String, String)]) -> String {
         guard !labels.isEmpty else { return "" }
@@ -51,7 +73,7 @@ public final class Metrics: Sendable {
         _ name: String, _ amount: Double = 1, labels: [(String, String)] = [], help: String = ""
     ) {
         let key = Metrics.labelText(labels)
-        state.withLock { s in
+        shard.state.withLock { s in
             s.counters[name, default: [:]][key, default: 0] += amount
             if s.help[name] == nil { s.help[name] = (help, "counter") }
         }
@@ -61,7 +83,7 @@ public final class Metrics: Sendable {
         _ name: String, _ value: Double, labels: [(String, String)] = [], help: String = ""
     ) {
         let key = Metrics.labelText(labels)
-        state.withLock { s in
+        gauges.withLock { s in
             s.counters[name, default: [:]][key] = value
             s.help[name] = (help, "gauge")
         }
@@ -71,53 +93,84 @@ public final class Metrics: Sendable {
         _ name: String, seconds: Double, labels: [(String, String)] = [], help: String = ""
     ) {
         let key = Metrics.labelText(labels)
-        state.withLock { s in
-            var histogram =
-                s.histograms[name]?[key]
-                ?? Histogram(counts: [Int](repeating: 0, count: Metrics.latencyBuckets.count))
-            for (index, bound) in Metrics.latencyBuckets.enumerated() where seconds <= bound {
-                histogram.counts[index] += 1
-            }
-            histogram.sum += seconds
-            histogram.total += 1
-            s.histograms[name, default: [:]][key] = histogram
+        let firstBucket = Metrics.latencyBuckets.firstIndex { seconds <= $0 }
+        shard.state.withLock { s in
+            // Changed in place: a copy out and back would copy the bucket array every time.
+            s.histograms[name, default: [:]][key, default: .empty].record(seconds, firstBucket)
             if s.help[name] == nil { s.help[name] = (help, "histogram") }
         }
     }
 
+    /// Everything recorded, the shards added up.
+    private func merged() -> State {
+        var total = gauges.withLock { $0 }
+        for shard in shards {
+            shard.state.withLock { part in
+                for (name, series) in part.counters {
+                    for (labels, value) in series {
+                        total.counters[name, default: [:]][labels, default: 0] += value
+                    }
+                }
+                for (name, series) in part.histograms {
+                    for (labels, histogram) in series {
+                        total.histograms[name, default: [:]][labels, default: .empty].add(histogram)
+                    }
+                }
+                total.help.merge(part.help) { kept, _ in kept }
+            }
+        }
+        return total
+    }
+
     /// The Prometheus text exposition of everything recorded.
     public func render() -> String {
-        state.withLock { s in
-            var out = ""
-            for name in s.counters.keys.sorted() {
-                let (help, type) = s.help[name] ?? ("", "counter")
-                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-                for (labels, value) in s.counters[name, default: [:]].sorted(by: { $0.key < $1.key }
-                ) {
-                    out += "\(name)\(labels) \(Metrics.number(value))\n"
-                }
+        let s = merged()
+        var out = ""
+        for name in s.counters.keys.sorted() {
+            let (help, type) = s.help[name] ?? ("", "counter")
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in s.counters[name, default: [:]].sorted(by: { $0.key < $1.key }
+            ) {
+                out += "\(name)\(labels) \(Metrics.number(value))\n"
             }
-            for name in s.histograms.keys.sorted() {
-                let (help, _) = s.help[name] ?? ("", "histogram")
-                out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-                for (labels, histogram) in s.histograms[name, default: [:]].sorted(by: {
-                    $0.key < $1.key
-                }) {
-                    let inner = labels.isEmpty ? "" : String(labels.dropFirst().dropLast()) + ","
-                    for (index, bound) in Metrics.latencyBuckets.enumerated() {
-                        out +=
-                            "\(name)_bucket{\(inner)le=\"\(bound)\"} \(histogram.counts[index])\n"
-                    }
-                    out += "\(name)_bucket{\(inner)le=\"+Inf\"} \(histogram.total)\n"
-                    out += "\(name)_sum\(labels) \(histogram.sum)\n"
-                    out += "\(name)_count\(labels) \(histogram.total)\n"
-                }
-            }
-            return out
         }
+        for name in s.histograms.keys.sorted() {
+            let (help, _) = s.help[name] ?? ("", "histogram")
+            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            for (labels, histogram) in s.histograms[name, default: [:]].sorted(by: {
+                $0.key < $1.key
+            }) {
+                let inner = labels.isEmpty ? "" : String(labels.dropFirst().dropLast()) + ","
+                for (index, bound) in Metrics.latencyBuckets.enumerated() {
+                    out +=
+                        "\(name)_bucket{\(inner)le=\"\(bound)\"} \(histogram.counts[index])\n"
+                }
+                out += "\(name)_bucket{\(inner)le=\"+Inf\"} \(histogram.total)\n"
+                out += "\(name)_sum\(labels) \(histogram.sum)\n"
+                out += "\(name)_count\(labels) \(histogram.total)\n"
+            }
+        }
+        return out
     }
 
     private static func number(_ value: Double) -> String {
         value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}
+
+extension Metrics.Histogram {
+    /// Counts one observation in every bucket from `firstBucket` (nil: above them all) up.
+    mutating func record(_ seconds: Double, _ firstBucket: Int?) {
+        if let firstBucket {
+            for index in firstBucket..<counts.count { counts[index] += 1 }
+        }
+        sum += seconds
+        total += 1
+    }
+
+    mutating func add(_ other: Metrics.Histogram) {
+        for index in counts.indices { counts[index] += other.counts[index] }
+        sum += other.sum
+        total += other.total
     }
 }

@@ -1,0 +1,91 @@
+import Foundation
+
+/// A first-in, first-out queue that threads wait on.
+///
+/// `push` wakes one waiting taker, and a taker that leaves work behind wakes the next, with at
+/// most one wake-up in flight: a burst of cheap items is taken by the threads already running
+/// instead of waking every thread, while slow items still spread over all of them.
+public final class WorkQueue<Element>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private var head = 0
+    private var waiting = 0
+    private var wakeInFlight = false
+
+    public init() {}
+
+    /// Items queued and not yet taken.
+    public var count: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return items.count - head
+    }
+
+    public func push(_ newItems: [Element]) {
+        guard !newItems.isEmpty else { return }
+        condition.lock()
+        items += newItems
+        wakeOneIfIdle()
+        condition.unlock()
+    }
+
+    public func push(_ item: Element) {
+        condition.lock()
+        items.append(item)
+        wakeOneIfIdle()
+        condition.unlock()
+    }
+
+    /// The oldest item, waiting up to `timeoutMs` for one; nil if none came.
+    public func pop(timeoutMs: Int) -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard waitForItems(timeoutMs: timeoutMs) else { return nil }
+        let item = items[head]
+        head += 1
+        compact()
+        if head < items.count { wakeOneIfIdle() }
+        return item
+    }
+
+    /// Everything queued, waiting up to `timeoutMs` for the first item; empty if none came.
+    public func popAll(timeoutMs: Int) -> [Element] {
+        condition.lock()
+        defer { condition.unlock() }
+        guard waitForItems(timeoutMs: timeoutMs) else { return [] }
+        let taken = Array(items[head...])
+        items.removeAll(keepingCapacity: true)
+        head = 0
+        return taken
+    }
+
+    /// Called with the lock held: true when an item is there, within the timeout.
+    private func waitForItems(timeoutMs: Int) -> Bool {
+        guard head == items.count else { return true }
+        let deadline = Date(timeIntervalSinceNow: Double(timeoutMs) / 1000)
+        waiting += 1
+        while head == items.count {
+            let signalled = condition.wait(until: deadline)
+            wakeInFlight = false
+            if !signalled { break }
+        }
+        waiting -= 1
+        return head < items.count
+    }
+
+    private func wakeOneIfIdle() {
+        guard waiting > 0, !wakeInFlight else { return }
+        wakeInFlight = true
+        condition.signal()
+    }
+
+    private func compact() {
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024, head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+    }
+}
