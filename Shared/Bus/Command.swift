@@ -50,43 +50,67 @@ public struct Command: Sendable {
 
     /// The stream entry's field-value pairs, readable with `XRANGE`.
     public var fields: [RedisArgument] {
-        let paramsDoc = Document(
-            params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
-        return [
+        var paramsJSON: [UInt8] = [0x7B, 0x7D]
+        if !params.isEmpty {
+            let paramsDoc = Document(
+                params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
+            paramsJSON = JSONWriter.bytes(.document(paramsDoc))
+        }
+        var fields: [RedisArgument] = [
             "id", RedisArgument(id), "rid", RedisArgument(requestId), "type", RedisArgument(type),
             "user", RedisArgument(userId?.hex ?? ""), "role", RedisArgument(role),
-            "params", RedisArgument(JSONWriter.bytes(.document(paramsDoc))),
-            "body", RedisArgument(body), "reply", RedisArgument(replyKey),
-            "deadline", RedisArgument(deadline), "keyed", keyed ? "1" : "0",
-        ] + (chunkKey.map { ["chunks", RedisArgument($0)] } ?? [])
+            "params", RedisArgument(paramsJSON), "body", RedisArgument(body),
+            "reply", RedisArgument(replyKey), "deadline", RedisArgument(deadline),
+            "keyed", keyed ? "1" : "0",
+        ]
+        if let chunkKey { fields += ["chunks", RedisArgument(chunkKey)] }
+        return fields
     }
 
     /// Decodes an entry read from a stream; nil when it is not a command.
     public init?(streamId: String, fields: [RedisReply]) {
-        var map: [String: [UInt8]] = [:]
+        var id: String?
+        var requestId: String?
+        var type: String?
+        var user: ObjectId?
+        var role = "user"
+        var params: [String: String] = [:]
+        var body: [UInt8] = []
+        var reply: String?
+        var deadline: Int64?
+        var keyed = false
+        var chunks: String?
         var index = 0
         while index + 1 < fields.count {
-            if let key = fields[index].text, let value = fields[index + 1].bytes {
-                map[key] = value
+            defer { index += 2 }
+            guard case .string(let name) = fields[index], case .string(let value) = fields[index + 1]
+            else { continue }
+            var text: String { String(decoding: value, as: UTF8.self) }
+            switch String(decoding: name, as: UTF8.self) {
+            case "id": id = text
+            case "rid": requestId = text
+            case "type": type = text
+            case "user": user = ObjectId(hex: text)
+            case "role": role = text
+            case "body": body = value
+            case "reply": reply = text
+            case "deadline": deadline = Int64(text)
+            case "keyed": keyed = value == [0x31]
+            case "chunks": chunks = text
+            case "params":
+                // Most commands carry no parameters: `{}` needs no parser.
+                guard value.count > 2, let doc = try? JSONParser.parseObject(value) else { break }
+                for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
+            default: break
             }
-            index += 2
         }
-        func text(_ key: String) -> String? { map[key].map { String(decoding: $0, as: UTF8.self) } }
-        guard let id = text("id"), let type = text("type"), let reply = text("reply"),
-            let deadline = text("deadline").flatMap({ Int64($0) })
-        else { return nil }
-        var params: [String: String] = [:]
-        if let raw = map["params"], let doc = try? JSONParser.parseObject(raw) {
-            for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
-        }
+        guard let id, let type, let reply, let deadline else { return nil }
         self.init(
-            id: id, requestId: text("rid") ?? id, type: type,
-            userId: text("user").flatMap { ObjectId(hex: $0) },
-            role: text("role") ?? "user", params: params, body: map["body"] ?? [],
-            replyKey: reply, deadline: deadline)
+            id: id, requestId: requestId ?? id, type: type, userId: user, role: role,
+            params: params, body: body, replyKey: reply, deadline: deadline)
         self.streamId = streamId
-        self.keyed = text("keyed") == "1"
-        self.chunkKey = text("chunks")
+        self.keyed = keyed
+        self.chunkKey = chunks
     }
 
     /// The caller's id; commands on authenticated routes always carry one.

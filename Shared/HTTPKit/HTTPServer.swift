@@ -124,10 +124,10 @@ public final class HTTPServer: @unchecked Sendable {
                 MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
                 MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
                 MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
-                // Each connection's buffer, zeroed for every request: 16 KB holds a 10,000
-                // character path with headers, and 2,000 open connections cost 32 MB.
+                // Each connection's buffer, zeroed for every request: 32 KB holds 11 KB of
+                // headers with an 8 KB query; 2,000 open connections cost 64 MB.
                 // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
-                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(16 * 1024),
+                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, Int(32 * 1024),
                 MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
                 MHD_OPTION.UNESCAPE_CALLBACK.rawValue,
                 unsafeBitCast(unescape, to: OpaquePointer.self),
