@@ -1,12 +1,12 @@
-"""Starts the MongoDB stand-in (nx-27017 0.8.1) with one fix to neosqlite 1.17.2's updates.
+"""Starts the MongoDB stand-in (nx-27017 0.8.1) with fixes to neosqlite 1.17.2.
 
 neosqlite has two update paths. Its SQL path stores a date given to $set/$max as a string and,
 after a $push, stores every element of the array as a JSON string. Its Python path keeps the
 types but treats dotted paths as literal keys in every operator except $set. This splits each
 update: scalar changes go to the SQL path, and $push/$addToSet/$currentDate and any $set or
 $setOnInsert of a date, document or array go to the Python path, applied right after it in the
-same server call. Arguments are nx-27017's own. Only development and CI use this; the product
-talks to real MongoDB unchanged.
+same server call. Finds: see "Finds that stay indexed" below. Arguments are nx-27017's own.
+Only development and CI use this; the product talks to real MongoDB unchanged.
 """
 import datetime
 import json
