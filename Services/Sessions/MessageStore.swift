@@ -221,23 +221,21 @@ struct MessageStore: Sendable {
                 [
                     "conversationId": .string(sessionId), "userId": .objectId(user),
                     "bucket": ["$gte": .int64(scanFrom)],
-                ], sort: ["bucket": 1], limit: 3, projection: ["messages": 1, "bucket": 1])
-            if buckets.isEmpty { break }
-            for doc in buckets {
-                let number = doc["bucket"]?.intValue ?? 0
-                let messages = doc["messages"]?.arrayValue ?? []
-                let start = number == bucket ? offset : 0
-                guard start < messages.count else { continue }
-                for index in start..<messages.count {
-                    if items.count == limit {
-                        next = .string(PageCursor.encode([String(number), String(index)]))
-                        break outer
-                    }
-                    items.append(MessageStore.tagged(messages[index], sessionId))
+                ], sort: ["bucket": 1], limit: 1, projection: ["messages": 1, "bucket": 1])
+            // One bucket at a time: a page of up to 100 reads one or two, not three full ones.
+            guard let doc = buckets.first else { break }
+            let number = doc["bucket"]?.intValue ?? 0
+            let messages = doc["messages"]?.arrayValue ?? []
+            let start = number == bucket ? offset : 0
+            scanFrom = number + 1
+            guard start < messages.count else { continue }
+            for index in start..<messages.count {
+                if items.count == limit {
+                    next = .string(PageCursor.encode([String(number), String(index)]))
+                    break outer
                 }
-                scanFrom = number + 1
+                items.append(MessageStore.tagged(messages[index], sessionId))
             }
-            if buckets.count < 3 { break }
         }
         if items.count == limit, next.isNull {
             // Exactly full: look once more so the last page says so with a null cursor.
