@@ -75,7 +75,6 @@ public final class BusClient: @unchecked Sendable {
         }
     }
 
-    // TODO: no test drives the gateway into load shedding yet.
     /// Commands of a stream not yet answered: undelivered (`lag`) plus delivered and
     /// unacknowledged (`pending`) for the stream's service group. Acknowledged entries waiting
     /// for the next trim do not count.
@@ -127,7 +126,12 @@ public final class BusClient: @unchecked Sendable {
         var lastBacklogCheck: Int64 = 0
         while !stopping.load(ordering: .sequentiallyConsistent) {
             let batch = queue.popAll(timeoutMs: 200)
-            guard !batch.isEmpty else { continue }
+            let now = Timestamp.now().milliseconds
+            let checkBacklog = now - lastBacklogCheck > 200
+            // A stream being shed gets no commands, so it is checked without any: otherwise
+            // the gateway would refuse its service's requests for good.
+            let shedding = checkBacklog ? sheddingStreams() : []
+            guard !batch.isEmpty || !shedding.isEmpty else { continue }
             var commands: [[RedisArgument]] = batch.map { item in
                 guard let limit = item.limit else {
                     return ["XADD", RedisArgument(item.stream), "*"] + item.command.fields
@@ -139,9 +143,7 @@ public final class BusClient: @unchecked Sendable {
                 ]
                     + item.command.fields
             }
-            let now = Timestamp.now().milliseconds
-            let streams = Array(Set(batch.map(\.stream)))
-            let checkBacklog = now - lastBacklogCheck > 200
+            let streams = Array(Set(batch.map(\.stream)).union(shedding))
             if checkBacklog {
                 lastBacklogCheck = now
                 commands += streams.map { ["XINFO", "GROUPS", RedisArgument($0)] }
@@ -185,6 +187,13 @@ public final class BusClient: @unchecked Sendable {
                         with: Reply(APIError.unavailable("the message bus is unavailable")))
                 }
             }
+        }
+    }
+
+    /// Streams whose last known backlog is over the limit.
+    private func sheddingStreams() -> [String] {
+        backlog.withLock { table in
+            table.filter { $0.value > Int64(maxBacklog) }.map(\.key)
         }
     }
 
