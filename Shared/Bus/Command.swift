@@ -83,7 +83,8 @@ public struct Command: Sendable {
         var index = 0
         while index + 1 < fields.count {
             defer { index += 2 }
-            guard case .string(let name) = fields[index], case .string(let value) = fields[index + 1]
+            guard case .string(let name) = fields[index],
+                case .string(let value) = fields[index + 1]
             else { continue }
             var text: String { String(decoding: value, as: UTF8.self) }
             switch String(decoding: name, as: UTF8.self) {

@@ -115,7 +115,9 @@ public enum Routes {
 
     public static func lookup(method: String, path: String) -> Lookup {
         if let routes = literalPaths[path] {
-            if let route = routes.first(where: { $0.method == method }) { return .found(route, [:]) }
+            if let route = routes.first(where: { $0.method == method }) {
+                return .found(route, [:])
+            }
             return .wrongMethod(routes.map(\.method))
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
