@@ -29,9 +29,6 @@ struct SessionHandlers: Sendable {
         "temperature", "maxTokens", "mode", "provider", "model",
     ]
 
-    /// Everything but MongoDB's internal `_id`.
-    static let publicProjection: Document = ["_id": 0]
-
     func create(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         let body = try command.jsonBody()
@@ -116,16 +113,16 @@ struct SessionHandlers: Sendable {
     }
 
     func find(_ sessionId: String, user: ObjectId) throws(MongoError) -> Document? {
-        try sessions.findOne(
-            ["sessionId": .string(sessionId), "userId": .objectId(user)],
-            projection: SessionHandlers.publicProjection
-        ).map(SessionHandlers.view)
+        try sessions.findOne(["sessionId": .string(sessionId), "userId": .objectId(user)])
+            .map(SessionHandlers.view)
     }
 
-    /// A session as the API shows it: the stand-in hands back a boolean written by `$set` as 0
-    /// or 1 (found by the contract test: `PUT {"isArchived": false}` answered `"isArchived": 0`).
+    /// A session as the API shows it: without MongoDB's `_id` (dropped here rather than by a
+    /// projection, which costs the stand-in a third of a list query), and with booleans: the
+    /// stand-in hands back one written by `$set` as 0 or 1 (found by the contract test).
     static func view(_ session: Document) -> Document {
         var out = session
+        out["_id"] = nil
         for key in ["isActive", "isArchived"] {
             if let flag = out[key]?.boolValue { out[key] = .bool(flag) }
         }
@@ -172,8 +169,7 @@ struct SessionHandlers: Sendable {
         if !unset.isEmpty { change["$unset"] = .document(unset) }
         guard
             let updated = try sessions.findOneAndUpdate(
-                ["sessionId": .string(sessionId), "userId": .objectId(user)], change,
-                projection: SessionHandlers.publicProjection)
+                ["sessionId": .string(sessionId), "userId": .objectId(user)], change)
         else { throw APIError.notFound("session") }
         return Reply(status: 200, SessionHandlers.view(updated))
     }
@@ -209,8 +205,7 @@ struct SessionHandlers: Sendable {
         let order = NewestFirst(idField: "sessionId")
         try order.apply(cursor: try query.string("cursor", maxLength: 600), to: &filter)
         let found = try sessions.find(
-            filter, sort: order.sort, limit: limit + 1, projection: SessionHandlers.publicProjection
-        )
+            filter, sort: order.sort, limit: limit + 1)
         let (page, next) = order.page(found, limit: limit)
         let items = page.map { Value.document(SessionHandlers.view($0)) }
         return Reply(status: 200, ["items": .array(items), "nextCursor": next])
