@@ -120,6 +120,8 @@ public final class ServiceRunner: @unchecked Sendable {
         bodies.append(("\(service)-maintenance", { [self] in maintenanceLoop() }))
         bodies += extraThreads
         threadsLeft.store(bodies.count, ordering: .sequentiallyConsistent)
+        // Counted before any thread runs, so the flusher never sees zero workers too early.
+        workersLeft.store(config.workers, ordering: .sequentiallyConsistent)
         for (name, body) in bodies {
             let thread = Thread { [self] in
                 body()
@@ -287,7 +289,6 @@ public final class ServiceRunner: @unchecked Sendable {
 
     /// Applies queued commands until the reader has stopped and the queue is empty.
     private func workerLoop() {
-        workersLeft.add(1, ordering: .sequentiallyConsistent)
         defer { workersLeft.subtract(1, ordering: .sequentiallyConsistent) }
         while true {
             guard let command = jobs.pop(timeoutMs: 100) else {
@@ -331,13 +332,14 @@ public final class ServiceRunner: @unchecked Sendable {
         let redis = RedisConnection(address: config.redis, timeoutMs: 5000)
         var pending: [(key: String, frame: [UInt8]?, entry: String)] = []
         while true {
+            // Read before taking replies: a worker that finishes after this has pushed its reply
+            // first, so the next round still writes it.
+            let workersDone =
+                readerDone.load(ordering: .sequentiallyConsistent)
+                && workersLeft.load(ordering: .sequentiallyConsistent) == 0
             pending += results.popAll(timeoutMs: pending.isEmpty ? 100 : 0)
             if pending.isEmpty {
-                if readerDone.load(ordering: .sequentiallyConsistent)
-                    && workersLeft.load(ordering: .sequentiallyConsistent) == 0
-                {
-                    return
-                }
+                if workersDone { return }
                 continue
             }
             var pipeline: [[RedisArgument]] = []

@@ -2,11 +2,12 @@ import Foundation
 
 /// A first-in, first-out queue that threads wait on.
 ///
-/// `push` wakes one waiting taker, and a taker that leaves work behind wakes the next, with at
-/// most one wake-up in flight: a burst of cheap items is taken by the threads already running
-/// instead of waking every thread, while slow items still spread over all of them.
+/// `push` wakes one waiting taker, and a taker that leaves work behind wakes the next, normally
+/// with one wake-up in flight: a burst of cheap items is taken by the threads already running
+/// instead of waking every thread, while slow items still spread over all of them. Waits are
+/// timed on the monotonic clock, so a wall clock set back cannot stretch them.
 public final class WorkQueue<Element>: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = MonotonicCondition()
     private var items: [Element] = []
     private var head = 0
     private var waiting = 0
@@ -62,7 +63,7 @@ public final class WorkQueue<Element>: @unchecked Sendable {
     /// Called with the lock held: true when an item is there, within the timeout.
     private func waitForItems(timeoutMs: Int) -> Bool {
         guard head == items.count else { return true }
-        let deadline = Date(timeIntervalSinceNow: Double(timeoutMs) / 1000)
+        let deadline = MonotonicCondition.deadline(afterMs: timeoutMs)
         waiting += 1
         while head == items.count {
             let signalled = condition.wait(until: deadline)
@@ -87,5 +88,46 @@ public final class WorkQueue<Element>: @unchecked Sendable {
             items.removeFirst(head)
             head = 0
         }
+    }
+}
+
+/// A pthread mutex with a condition variable whose timed waits use `CLOCK_MONOTONIC`.
+final class MonotonicCondition: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    static func deadline(afterMs milliseconds: Int) -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let nanoseconds = Int(now.tv_nsec) + (milliseconds % 1000) * 1_000_000
+        now.tv_sec += milliseconds / 1000 + nanoseconds / 1_000_000_000
+        now.tv_nsec = nanoseconds % 1_000_000_000
+        return now
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    func signal() { pthread_cond_signal(cond) }
+
+    /// Waits for a signal until `deadline`; false when the deadline passed.
+    func wait(until deadline: timespec) -> Bool {
+        var deadline = deadline
+        return pthread_cond_timedwait(cond, mutex, &deadline) != ETIMEDOUT
     }
 }

@@ -128,6 +128,11 @@ struct RandomPool: ~Copyable {
     private var used = 4096
 
     mutating func hex(_ byteCount: Int) -> String {
+        guard byteCount <= buffer.count else {
+            var bytes = [UInt8](repeating: 0, count: byteCount)
+            arc4random_buf(&bytes, byteCount)
+            return Hex.encode(bytes)
+        }
         if used + byteCount > buffer.count {
             buffer.withUnsafeMutableBytes { raw in
                 if let base = raw.baseAddress { arc4random_buf(base, raw.count) }
