@@ -169,6 +169,7 @@ enum ChatSettingsRules {
 struct ChatSettingsHandlers: Sendable {
     let settings: MongoCollection
     let quickActions: QuickActionHandlers
+    let agents: AgentCheck
 
     func get(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
@@ -188,6 +189,10 @@ struct ChatSettingsHandlers: Sendable {
         // TODO: a favorite whose action is deleted later stays listed until the next PUT.
         if let favorites = change.favorites {
             try quickActions.requireUsable(favorites, by: user, field: "quickActions.favorites")
+        }
+        // TODO: an agent deleted or made private later stays the default until the next PUT.
+        if let agent = change.set["defaultAgent"]?.objectIdValue {
+            try agents.requireUsable(agent, by: command, field: "defaultAgent")
         }
         guard !change.isEmpty else { return try get(command) }
         let stored = try save(change, user: user, now: Timestamp.now())

@@ -55,8 +55,11 @@ let limiter = LoginLimiter(
 let auth = AuthHandlers(
     users: users, issuer: issuer, limiter: limiter, bcryptCost: config.bcryptCost,
     dummyHash: dummyHash, logger: logger)
+let requester = BusRequester(
+    address: busConfig.redis, name: "settings-\(busConfig.consumer)", logger: logger)
 let chatSettings = ChatSettingsHandlers(
-    settings: pool.collection("chat_settings"), quickActions: quickActions)
+    settings: pool.collection("chat_settings"), quickActions: quickActions,
+    agents: AgentCheck(requester: requester))
 
 let runner = ServiceRunner(
     service: "settings", config: busConfig, logger: logger, ledger: ledger,

@@ -164,9 +164,19 @@ struct SettingsTests {
         }
     }
 
-    @Test func defaultAgentIsAnIdAndNullClearsIt() throws {
+    @Test func defaultAgentMustNameAnAgentTheUserCanUseAndNullClearsIt() throws {
         let user = cluster.newUser()
-        let agent = ObjectId().hex
+        for unknown in [ObjectId().hex, "000000000000000000000000"] {
+            let refused = try cluster.put(
+                "/api/chat/settings", user, #"{"defaultAgent":"\#(unknown)"}"#)
+            #expect(refused.status == 400)
+            #expect(refused.errorFields == ["defaultAgent"])
+        }
+        #expect(try cluster.get("/api/chat/settings", user)["defaultAgent"] == .null)
+
+        let catalog = try cluster.get("/api/agents", user)
+        let agent = try #require(
+            catalog["items"]?.arrayValue?.first?.documentValue?["id"]?.stringValue)
         let set = try cluster.put(
             "/api/chat/settings", user, #"{"defaultAgent":"\#(agent)","model":"mistral-large"}"#)
         #expect(set["defaultAgent"]?.stringValue == agent)
