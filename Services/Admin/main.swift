@@ -2,6 +2,7 @@ import Bus
 import Core
 import Crypt
 import Foundation
+import JSONKit
 import MongoKit
 import RedisKit
 
@@ -13,7 +14,8 @@ let positional = arguments.filter { !$0.hasPrefix("--") && !isOptionValue($0) }
 
 func isOptionValue(_ word: String) -> Bool {
     guard let index = arguments.firstIndex(of: word), index > 0 else { return false }
-    return ["--sub", "--role", "--ttl", "--count", "--batch-size"].contains(arguments[index - 1])
+    return ["--sub", "--role", "--ttl", "--count", "--batch-size", "--user", "--quiet-ms"]
+        .contains(arguments[index - 1])
 }
 
 func option(_ name: String) -> String? {
@@ -39,6 +41,8 @@ let usage = """
       uc-admin dead replay SERVICE ENTRY-ID         send it again with a fresh deadline
       uc-admin purge-replies                        delete reply keys that have no TTL
       uc-admin migrate [--dry-run] [--batch-size N] chat_sessions from chatinteractions (see README)
+      uc-admin recount [--user HEX24] [--quiet-ms N] session stats from their messages, by the
+                                                    sessions service (sessions quiet for N ms)
     environment: REDIS_URL, JWT_SECRET, MONGODB_URI
     """
 
@@ -162,6 +166,50 @@ func deadLetters() {
     }
 }
 
+/// Sends `sessions.recount` page by page and prints each fix; the sessions service does the
+/// writes, since it owns `chat_sessions`.
+func recount() {
+    let address = RedisAddress(url: environment.string("REDIS_URL", "redis://127.0.0.1:6379"))
+    let requester = BusRequester(
+        address: address, name: "admin-recount-\(Crypto.randomHex(4))",
+        logger: Logger(service: "uc-admin"))
+    var params: [String: String] = ["limit": "500"]
+    if let user = option("--user") {
+        guard ObjectId(hex: user) != nil else { fail("--user must be 24 hexadecimal digits") }
+        params["userId"] = user
+    }
+    if let quiet = option("--quiet-ms") {
+        guard let value = Int(quiet), value >= 0 else { fail("--quiet-ms must be a number") }
+        params["quietMs"] = String(value)
+    }
+    var checked: Int64 = 0
+    var fixed = 0
+    var busy: Int64 = 0
+    while true {
+        let deadline = Timestamp.now().milliseconds + 60_000
+        guard
+            let reply = requester.request(
+                "sessions.recount", to: "sessions", userId: nil, role: "admin", params: params,
+                deadline: deadline)
+        else { fail("the sessions service did not answer within 60 s") }
+        guard reply.status == 200, let page = try? JSONParser.parseObject(reply.body) else {
+            fail(
+                "sessions.recount answered \(reply.status): \(String(decoding: reply.body, as: UTF8.self))"
+            )
+        }
+        checked += page["checked"]?.intValue ?? 0
+        busy += page["skippedBusy"]?.intValue ?? 0
+        for item in page["fixed"]?.arrayValue ?? [] {
+            fixed += 1
+            out(JSONWriter.string(item))
+        }
+        guard let next = page["next"]?.stringValue else { break }
+        params["after"] = next
+    }
+    requester.stop()
+    out("checked \(checked) sessions, fixed \(fixed), skipped \(busy) with recent writes")
+}
+
 func purgeReplies() {
     var cursor = "0"
     var removed = 0
@@ -210,6 +258,8 @@ case "migrate":
     } catch {
         fail("migration stopped: \(error.description)")
     }
+case "recount":
+    recount()
 default:
     fail(usage)
 }

@@ -41,6 +41,7 @@ let messages = MessageStore(sessions: sessions, interactions: interactions)
 let handlers = SessionHandlers(
     sessions: sessions, interactions: interactions, messages: messages,
     agents: pool.collection("agents"))
+let recount = StatsRecount(sessions: sessions, interactions: interactions)
 let replyConfig = ReplyConfig(environment)
 logger.info("replies", [.url: replyConfig.summary])
 let responder = Responder(
@@ -59,6 +60,7 @@ let runner = ServiceRunner(
         "sessions.delete": Handler(mutating: true, handlers.delete),
         "messages.list": Handler(mutating: false, messages.list),
         "messages.append": Handler(mutating: true, idempotent: true, responder.appendOrRespond),
+        "sessions.recount": Handler(mutating: false, recount.recount),
     ].merging(agentModule.handlers) { current, _ in current })
 agentModule.startEvents(config: busConfig)
 let respondRunner = RespondRunner.start(

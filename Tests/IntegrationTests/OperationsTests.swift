@@ -105,4 +105,55 @@ struct OperationsTests {
             serviceMetrics.contains(
                 "uc_commands_handled_total{type=\"sessions.create\",status=\"201\"}"))
     }
+
+    @Test("uc-admin recount mends session stats a crash left short, and only those")
+    func recountMendsStatsFromTheMessageBuckets() throws {
+        let cluster = try Cluster.sharedCluster()
+        let user = cluster.newUser()
+        let short = try cluster.createSession(user, name: "short")
+        let right = try cluster.createSession(user, name: "right")
+        for (session, count) in [(short, 3), (right, 2)] {
+            for index in 0..<count {
+                let added = try cluster.post(
+                    "/api/chat/sessions/\(session)/messages", user,
+                    json(["role": "user", "content": .string("m\(index)"), "tokens": 5]))
+                #expect(added.status == 201)
+            }
+        }
+        // What a crash between a message's push and the session's $inc leaves behind.
+        _ = try cluster.mongo().collection("chat_sessions").updateOne(
+            ["sessionId": .string(short)],
+            ["$set": ["stats.messageCount": 1, "stats.totalTokens": 5]])
+
+        // Written just now: a recount waits for the sessions to be quiet and changes nothing.
+        let waiting = try admin(cluster, ["recount", "--user", user.id.hex])
+        #expect(waiting.contains("checked 2 sessions, fixed 0, skipped 2"), "\(waiting)")
+        #expect(
+            try cluster.get("/api/chat/sessions/\(short)", user)["stats"]?.documentValue?[
+                "messageCount"]?.intValue == 1)
+
+        let report = try admin(cluster, ["recount", "--user", user.id.hex, "--quiet-ms", "0"])
+        #expect(report.contains("checked 2 sessions, fixed 1, skipped 0"), "\(report)")
+        #expect(report.contains(short) && !report.contains(right))
+        let mended = try cluster.get("/api/chat/sessions/\(short)", user)
+        #expect(mended.document?.value(at: "stats.messageCount")?.intValue == 3)
+        #expect(mended.document?.value(at: "stats.totalTokens")?.intValue == 15)
+        let untouched = try cluster.get("/api/chat/sessions/\(right)", user)
+        #expect(untouched.document?.value(at: "stats.messageCount")?.intValue == 2)
+
+        let again = try admin(cluster, ["recount", "--user", user.id.hex, "--quiet-ms", "0"])
+        #expect(again.contains("checked 2 sessions, fixed 0, skipped 0"), "\(again)")
+    }
+
+    @Test func recountIsForAdminsOnly() throws {
+        let cluster = try Cluster.sharedCluster()
+        let requester = BusRequester(
+            address: RedisAddress(url: "redis://127.0.0.1:\(cluster.redisPort)"),
+            name: "test-recount-\(UUID().uuidString.prefix(8))", logger: Logger(service: "test"))
+        defer { requester.stop() }
+        let reply = requester.request(
+            "sessions.recount", to: "sessions", userId: ObjectId(), role: "user",
+            deadline: Timestamp.now().milliseconds + 5000)
+        #expect(reply?.status == 403)
+    }
 }
