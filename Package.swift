@@ -36,8 +36,13 @@ let package = Package(
             name: "Providers", dependencies: ["Core", "JSONKit", "CCurl"], path: "Shared/Providers"),
         .target(
             name: "Bus",
-            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "HTTPKit"],
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "HTTPKit"],
             path: "Shared/Bus"
+        ),
+        .target(
+            name: "ServiceKit",
+            dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "MongoKit", "HTTPKit", "Bus"],
+            path: "Shared/ServiceKit"
         ),
 
         .executableTarget(
@@ -47,23 +52,23 @@ let package = Package(
         ),
         .executableTarget(
             name: "Sessions",
-            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus", "Providers"],
+            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus", "ServiceKit", "Providers"],
             path: "Services/Sessions"
         ),
         .executableTarget(
             name: "Settings",
-            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus"],
+            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "ServiceKit"],
             path: "Services/Settings"
         ),
         .executableTarget(
             name: "Feedback",
-            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus"],
+            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus", "ServiceKit"],
             path: "Services/Feedback"
         ),
         .executableTarget(
             name: "Canvas",
             dependencies: [
-                "Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "Providers", "CZip",
+                "Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "ServiceKit", "Providers", "CZip",
             ],
             path: "Services/Canvas"
         ),

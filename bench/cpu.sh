@@ -61,5 +61,5 @@ if [ -n "${HOLD:-}" ]; then
   kill -CONT $SESSIONS; wait $W; grep -E "VmHWM" /proc/$GATEWAY/status
 fi
 if [ -n "${SMAPS:-}" ]; then
-  awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {rss[name]+=$2} END {for (n in rss) print rss[n], n}' /proc/$GATEWAY/smaps | sort -rn | head -15
+  awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {rss[name]+=$2} END {for (n in rss) print rss[n], n}' /proc/$GATEWAY/smaps | sort -rn | head -${SMAPS_LINES:-15}
 fi

@@ -3,6 +3,7 @@ import Core
 import Crypt
 import MongoKit
 import Providers
+import ServiceKit
 
 /// Create, read, update, delete and list of `chat_canvas_files`. The service computes `name`,
 /// `size` and `checksum`; a client that sends `size` or `checksum` must send the right ones.

@@ -3,6 +3,7 @@ import Core
 import Crypt
 import MongoKit
 import Providers
+import ServiceKit
 
 /// Writes to `chat_canvas_files` that keep the project's `stats` right: every create, content
 /// change and delete is one atomic file write plus one `$inc` on the project, never a

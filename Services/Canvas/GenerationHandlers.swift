@@ -3,6 +3,7 @@ import Core
 import MongoKit
 import Providers
 import RedisKit
+import ServiceKit
 import Synchronization
 
 /// A project's lock: one generation or rollback at a time. It names its holder and expires by

@@ -5,6 +5,7 @@ import Foundation
 import MongoKit
 import Providers
 import RedisKit
+import ServiceKit
 import Synchronization
 
 /// Runs generation jobs from the `uc:jobs:canvas` stream in the `canvas-jobs` group.

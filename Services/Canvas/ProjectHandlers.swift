@@ -3,6 +3,7 @@ import Core
 import Foundation
 import MongoKit
 import Providers
+import ServiceKit
 
 /// Create, read, update, delete, list and export of `chat_canvas_projects`, always scoped to
 /// the caller: anyone else's project is a 404.

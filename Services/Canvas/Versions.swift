@@ -2,6 +2,7 @@ import Bus
 import Core
 import MongoKit
 import Providers
+import ServiceKit
 
 /// Versions of a project's files: each generation records the files before and after it as
 /// manifests (path, type, size, checksum, metadata) in `chat_canvas_versions`; contents are

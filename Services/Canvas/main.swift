@@ -2,6 +2,7 @@ import Bus
 import Core
 import Foundation
 import MongoKit
+import ServiceKit
 
 let environment = Environment()
 let logger = Logger(service: "canvas")

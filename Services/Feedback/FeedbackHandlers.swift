@@ -3,6 +3,7 @@ import Core
 import Foundation
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// `POST /api/chat/feedback` and `GET /api/chat/feedback`.
 ///

@@ -2,6 +2,7 @@ import Bus
 import Core
 import Foundation
 import MongoKit
+import ServiceKit
 
 /// Publishes rating events on `uc:events:feedback` without losing one.
 ///

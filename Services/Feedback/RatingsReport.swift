@@ -2,6 +2,7 @@ import Bus
 import Core
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// `GET /api/agents/:agentId/ratings`: the spec's "Get Agent Average Rating" over the
 /// agent-type feedback, with the distribution as counts per star, overall and per category.

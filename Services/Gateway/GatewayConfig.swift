@@ -18,6 +18,8 @@ struct GatewayConfig {
     let httpThreads: Int
     let connectionTimeoutSeconds: Int
     let connectionLimit: Int
+    /// `HTTP_CONNECTION_MEMORY`: bytes per connection for the request line and headers.
+    let connectionMemoryBytes: Int
     let streamMaxBacklog: Int
     let gatewayId: String
     let writeLimit: Int
@@ -41,6 +43,7 @@ struct GatewayConfig {
         httpThreads = max(1, env.int("HTTP_THREADS", 2))
         connectionTimeoutSeconds = max(1, env.int("HTTP_CONNECTION_TIMEOUT_S", 15))
         connectionLimit = max(64, env.int("HTTP_CONNECTION_LIMIT", 4000))
+        connectionMemoryBytes = max(8192, env.int("HTTP_CONNECTION_MEMORY", 16 * 1024))
         streamMaxBacklog = max(1000, env.int("STREAM_MAX_BACKLOG", 100_000))
         gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
         writeLimit = max(0, env.int("RATE_LIMIT_WRITES", 1000))

@@ -22,6 +22,7 @@ var serverConfig = HTTPServerConfig(
     maxBodyBytes: config.maxBodyBytes, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
     connectionLimit: config.connectionLimit,
     defaultHeaders: [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
+serverConfig.connectionMemoryBytes = config.connectionMemoryBytes
 serverConfig.bodyLimit = { method, path in gateway.bodyLimit(method: method, path: path) }
 let server = HTTPServer(
     config: serverConfig, handler: { request, responder in gateway.handle(request, responder) })

@@ -2,6 +2,7 @@ import Bus
 import Core
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// `GET /api/chat/sessions?view=active`: the spec's "Get User's Active Sessions" projection
 /// (`sessionId`, `name`, `agentName`, `stats`, `updatedAt`), newest first, paged like the

@@ -3,6 +3,7 @@ import Core
 import Foundation
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// The agent catalog: everyone signed in reads the active public agents; only admins (the
 /// token's role) create, change and delete. A delete is soft (`deletedAt`): sessions and

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import MongoKit
+import ServiceKit
 
 /// What issue 4 adds to the sessions service (agents, the active-sessions view, analytics,
 /// search, the feedback service's questions and the rating events), built in one place so

@@ -2,6 +2,7 @@ import Bus
 import Core
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// The spec's `chatinteractions` aggregations as endpoints.
 ///

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import MongoKit
+import ServiceKit
 
 /// Questions other services ask the sessions service over the bus about data it owns. They
 /// have no HTTP route: only a command on `uc:cmd:sessions` reaches them, and the asking

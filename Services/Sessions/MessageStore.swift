@@ -1,6 +1,7 @@
 import Bus
 import Core
 import MongoKit
+import ServiceKit
 
 /// Messages live in `chatinteractions` in numbered buckets per conversation, each closed at a
 /// bounded size, so no conversation approaches MongoDB's document limit. Every append is an

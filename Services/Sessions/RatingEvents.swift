@@ -1,6 +1,7 @@
 import Bus
 import Core
 import MongoKit
+import ServiceKit
 
 /// Keeps `agents.stats.totalRatings` and `averageRating` in step with the feedback service's
 /// rating events (`uc:events:feedback`), consumed in the sessions service's own group.

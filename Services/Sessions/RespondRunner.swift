@@ -1,6 +1,7 @@
 import Bus
 import Core
 import Foundation
+import ServiceKit
 
 /// The consumer of `uc:cmd:sessions-respond`: respond commands, applied by `RESPOND_WORKERS`
 /// threads of their own with a read-ahead of one per worker, claimed from a dead consumer

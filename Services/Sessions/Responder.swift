@@ -3,6 +3,7 @@ import Core
 import Foundation
 import MongoKit
 import Providers
+import ServiceKit
 
 /// `POST /api/chat/sessions/:id/messages` with `"respond": true`: stores the user's message,
 /// asks the session's provider chain for the agent's answer, stores that too and answers

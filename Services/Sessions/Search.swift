@@ -3,6 +3,7 @@ import Core
 import Foundation
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// `GET /api/chat/search?q=&limit=&cursor=&status=&tag=&agentId=`: the caller's messages that
 /// match `q`, through the spec's text index on `messages.content`.

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import MongoKit
+import ServiceKit
 
 /// Create, read, update, delete and list of `chat_sessions`, always scoped to the caller.
 struct SessionHandlers: Sendable {

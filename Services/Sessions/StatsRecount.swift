@@ -2,6 +2,7 @@ import Bus
 import Core
 import JSONKit
 import MongoKit
+import ServiceKit
 
 /// `sessions.recount` (admins only; `uc-admin recount` sends it): sets each session's
 /// `stats.messageCount` and `stats.totalTokens` from its message buckets, which hold the truth

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import JSONKit
+import ServiceKit
 
 /// Asks the sessions service, which owns the agent catalog, whether the caller may use an
 /// agent: the same `agents.get` the HTTP route runs, sent over the bus.

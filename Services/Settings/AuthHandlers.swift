@@ -2,6 +2,7 @@ import Bus
 import Core
 import Crypt
 import MongoKit
+import ServiceKit
 
 /// Register, login, refresh and logout (no token needed), and the caller's profile.
 ///

@@ -1,6 +1,7 @@
 import Bus
 import Core
 import MongoKit
+import ServiceKit
 
 /// The rules of `chat_settings` (spec section 3): one document per user.
 ///

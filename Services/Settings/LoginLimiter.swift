@@ -2,6 +2,7 @@ import Bus
 import Core
 import Crypt
 import RedisKit
+import ServiceKit
 import Synchronization
 
 /// A few Redis connections shared by the worker threads; a connection that failed is

@@ -2,6 +2,7 @@ import Bus
 import Core
 import Crypt
 import MongoKit
+import ServiceKit
 
 /// The rules of `chat_quick_actions` (spec section 4) and the default set the service seeds.
 ///

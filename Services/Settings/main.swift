@@ -3,6 +3,7 @@ import Core
 import Crypt
 import Foundation
 import MongoKit
+import ServiceKit
 
 let environment = Environment()
 let logger = Logger(service: "settings")
