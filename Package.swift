@@ -52,12 +52,16 @@ let package = Package(
         ),
         .executableTarget(
             name: "Sessions",
-            dependencies: ["Core", "JSONKit", "MongoKit", "RedisKit", "Bus", "ServiceKit", "Providers"],
+            dependencies: [
+                "Core", "JSONKit", "MongoKit", "RedisKit", "Bus", "ServiceKit", "Providers",
+            ],
             path: "Services/Sessions"
         ),
         .executableTarget(
             name: "Settings",
-            dependencies: ["Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "ServiceKit"],
+            dependencies: [
+                "Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "ServiceKit",
+            ],
             path: "Services/Settings"
         ),
         .executableTarget(
@@ -68,7 +72,8 @@ let package = Package(
         .executableTarget(
             name: "Canvas",
             dependencies: [
-                "Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "ServiceKit", "Providers", "CZip",
+                "Core", "JSONKit", "Crypt", "MongoKit", "RedisKit", "Bus", "ServiceKit",
+                "Providers", "CZip",
             ],
             path: "Services/Canvas"
         ),
