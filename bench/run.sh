@@ -98,7 +98,7 @@ db_route "db: POST /api/chat/sessions" create "$GW/api/chat/sessions" "$WORK/cre
 db_route "db: POST .../messages" append "$GW/api/chat/sessions/$S/messages" "$WORK/append.json"
 db_route "db: GET /api/chat/sessions" list "$GW/api/chat/sessions"
 db_route "db: GET .../messages" page "$GW/api/chat/sessions/$S/messages"
-# TODO: add GET /api/chat/search once the search route exists.
+db_route "db: GET /api/chat/search?q=hello" search "$GW/api/chat/search?q=hello"
 
 declare -A LIST_P50 PAGE_P50
 for n in $SIZES; do

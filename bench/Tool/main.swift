@@ -83,6 +83,15 @@ func direct(uri: String, op: String, threads: Int, seconds: Double, user: Object
                         _ = try interactions.find(
                             ["conversationId": .string(session), "bucket": ["$gte": 0]],
                             sort: ["bucket": 1], limit: 3)
+                    case "search":
+                        // The first batch of `GET /api/chat/search?q=hello`, as the service asks.
+                        _ = try interactions.find(
+                            ["$text": ["$search": "hello"], "userId": .objectId(user)],
+                            sort: ["score": ["$meta": "textScore"], "_id": 1], limit: 20,
+                            projection: [
+                                "score": ["$meta": "textScore"], "conversationId": 1,
+                                "userId": 1, "messages": 1,
+                            ])
                     default:
                         fail("unknown op \(op)")
                     }
