@@ -6,7 +6,7 @@
 #   CSW=1  context switches per request, by thread name
 #   HOLD=2000 [HOLD_S=6]  hold that many requests with the service stopped, then let them run;
 #                         prints the gateway's peak RSS
-#   SMAPS=1  the gateway's resident memory by mapping
+#   SMAPS=1 [SMAPS_LINES=15]  the gateway's resident memory by mapping, largest first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONF=${CONF:-release}
