@@ -20,9 +20,26 @@ public final class Metrics: Sendable {
         }
     }
 
+    /// The labels of one series, kept as given: the text form is only built when rendered.
+    struct LabelSet: Hashable {
+        let pairs: [(String, String)]
+
+        static func == (left: LabelSet, right: LabelSet) -> Bool {
+            left.pairs.count == right.pairs.count
+                && zip(left.pairs, right.pairs).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        }
+
+        /// Values only: a metric's label names are the same on every call.
+        func hash(into hasher: inout Hasher) {
+            for (_, value) in pairs { hasher.combine(value) }
+        }
+
+        var text: String { Metrics.labelText(pairs) }
+    }
+
     struct State {
-        var counters: [String: [String: Double]] = [:]
-        var histograms: [String: [String: Histogram]] = [:]
+        var counters: [String: [LabelSet: Double]] = [:]
+        var histograms: [String: [LabelSet: Histogram]] = [:]
         var help: [String: (String, String)] = [:]
     }
 
@@ -72,7 +89,7 @@ public final class Metrics: Sendable {
     public func add(
         _ name: String, _ amount: Double = 1, labels: [(String, String)] = [], help: String = ""
     ) {
-        let key = Metrics.labelText(labels)
+        let key = LabelSet(pairs: labels)
         shard.state.withLock { s in
             s.counters[name, default: [:]][key, default: 0] += amount
             if s.help[name] == nil { s.help[name] = (help, "counter") }
@@ -82,7 +99,7 @@ public final class Metrics: Sendable {
     public func set(
         _ name: String, _ value: Double, labels: [(String, String)] = [], help: String = ""
     ) {
-        let key = Metrics.labelText(labels)
+        let key = LabelSet(pairs: labels)
         gauges.withLock { s in
             s.counters[name, default: [:]][key] = value
             s.help[name] = (help, "gauge")
@@ -92,7 +109,7 @@ public final class Metrics: Sendable {
     public func observe(
         _ name: String, seconds: Double, labels: [(String, String)] = [], help: String = ""
     ) {
-        let key = Metrics.labelText(labels)
+        let key = LabelSet(pairs: labels)
         let firstBucket = Metrics.latencyBuckets.firstIndex { seconds <= $0 }
         shard.state.withLock { s in
             // Changed in place: a copy out and back would copy the bucket array every time.
@@ -129,17 +146,16 @@ public final class Metrics: Sendable {
         for name in s.counters.keys.sorted() {
             let (help, type) = s.help[name] ?? ("", "counter")
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, value) in s.counters[name, default: [:]].sorted(by: { $0.key < $1.key }
-            ) {
+            let series = s.counters[name, default: [:]].map { ($0.key.text, $0.value) }
+            for (labels, value) in series.sorted(by: { $0.0 < $1.0 }) {
                 out += "\(name)\(labels) \(Metrics.number(value))\n"
             }
         }
         for name in s.histograms.keys.sorted() {
             let (help, _) = s.help[name] ?? ("", "histogram")
             out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-            for (labels, histogram) in s.histograms[name, default: [:]].sorted(by: {
-                $0.key < $1.key
-            }) {
+            let series = s.histograms[name, default: [:]].map { ($0.key.text, $0.value) }
+            for (labels, histogram) in series.sorted(by: { $0.0 < $1.0 }) {
                 let inner = labels.isEmpty ? "" : String(labels.dropFirst().dropLast()) + ","
                 for (index, bound) in Metrics.latencyBuckets.enumerated() {
                     out +=

@@ -58,14 +58,21 @@ public struct ObjectId: Sendable, Hashable, CustomStringConvertible {
 
 /// Lower-case hexadecimal encoding.
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        let direct = bytes.withContiguousStorageIfAvailable { encode(UnsafeRawBufferPointer($0)) }
+        if let direct { return direct }
+        return Array(bytes).withUnsafeBytes { encode($0) }
+    }
+
+    /// Lower-case hex of raw bytes, written straight into the string's storage.
+    public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { out in
             var index = 0
             for byte in bytes {
-                out[index] = digits[Int(byte >> 4)]
-                out[index + 1] = digits[Int(byte & 0x0F)]
+                let high = byte >> 4
+                let low = byte & 0x0F
+                out[index] = high < 10 ? 0x30 + high : 0x57 + high
+                out[index + 1] = low < 10 ? 0x30 + low : 0x57 + low
                 index += 2
             }
             return index

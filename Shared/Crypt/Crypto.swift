@@ -139,8 +139,11 @@ struct RandomPool: ~Copyable {
             }
             used = 0
         }
-        defer { used += byteCount }
-        return Hex.encode(buffer[used..<used + byteCount])
+        let start = used
+        used += byteCount
+        return buffer.withUnsafeBytes { raw in
+            Hex.encode(UnsafeRawBufferPointer(rebasing: raw[start..<start + byteCount]))
+        }
     }
 }
 

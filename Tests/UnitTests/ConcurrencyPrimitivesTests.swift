@@ -83,6 +83,26 @@ struct ConcurrencyPrimitivesTests {
         #expect(text.contains("queue_depth 7\n"))
     }
 
+    @Test func seriesWithTheSameValuesUnderOtherNamesStaySeparate() {
+        let metrics = Metrics()
+        metrics.add("calls_total", labels: [("route", "a"), ("status", "200")])
+        metrics.add("calls_total", labels: [("route", "a"), ("status", "200")])
+        metrics.add("calls_total", labels: [("kind", "a"), ("code", "200")])
+        metrics.add("calls_total", labels: [("route", "a\"b"), ("status", "500")])
+        let text = metrics.render()
+        #expect(text.contains("calls_total{route=\"a\",status=\"200\"} 2\n"))
+        #expect(text.contains("calls_total{kind=\"a\",code=\"200\"} 1\n"))
+        #expect(text.contains("calls_total{route=\"a\\\"b\",status=\"500\"} 1\n"))
+    }
+
+    @Test func hexOfEveryByteValueIsTwoLowerCaseDigits() {
+        let bytes = (0...255).map { UInt8($0) }
+        let expected = bytes.map { String(format: "%02x", $0) }.joined()
+        #expect(Hex.encode(bytes) == expected)
+        #expect(Hex.encode(bytes[250...]) == "fafbfcfdfeff")
+        #expect(Hex.encode([UInt8]()) == "")
+    }
+
     @Test func literalPathsAnswerLikeTheSegmentSearch() {
         for route in Routes.all {
             let path = "/" + route.segments.joined(separator: "/")
