@@ -53,19 +53,15 @@ final class JobWorker: @unchecked Sendable {
         logger.info("running jobs", [.stream: config.jobStream, .count: String(config.jobWorkers)])
         running.store(config.jobWorkers + 1, ordering: .sequentiallyConsistent)
         for index in 0..<config.jobWorkers {
-            let thread = Thread { [self] in
+            startThread(named: "canvas-job-\(index)") { [self] in
                 readLoop()
                 running.subtract(1, ordering: .sequentiallyConsistent)
             }
-            thread.name = "canvas-job-\(index)"
-            thread.start()
         }
-        let keeper = Thread { [self] in
+        startThread(named: "canvas-keeper") { [self] in
             keeperLoop()
             running.subtract(1, ordering: .sequentiallyConsistent)
         }
-        keeper.name = "canvas-job-keeper"
-        keeper.start()
     }
 
     /// Stops taking jobs and waits up to `graceMs` for runs in progress to end. A run cut off

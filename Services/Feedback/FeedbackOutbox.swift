@@ -80,13 +80,11 @@ struct FeedbackOutbox: Sendable {
     }
 
     func startSweeper(everyMs: Int = 1000) {
-        let thread = Thread {
+        startThread(named: "feedback-outbox") {
             while true {
                 usleep(UInt32(everyMs * 1000))
                 sweepOnce()
             }
         }
-        thread.name = "feedback-outbox"
-        thread.start()
     }
 }

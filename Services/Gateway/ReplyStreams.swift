@@ -227,9 +227,7 @@ final class ReplyStreamRelay: @unchecked Sendable {
     func watch(_ stream: ReplyStream) {
         watched.withLock { $0[stream.key] = stream }
         if !started.exchange(true, ordering: .sequentiallyConsistent) {
-            let thread = Thread { [self] in loop() }
-            thread.name = "reply-relay"
-            thread.start()
+            startThread(named: "reply-relay") { [self] in loop() }
         }
         wake.signal()
     }

@@ -31,12 +31,10 @@ final class RespondRunner: @unchecked Sendable {
                 "messages.respond": Handler(mutating: true, idempotent: true, responder.respond)
             ])
         let made = RespondRunner(runner: runner)
-        let thread = Thread {
+        startThread(named: "respond") {
             runner.run()
             made.finished.signal()
         }
-        thread.name = "sessions-respond"
-        thread.start()
         return made
     }
 

@@ -69,9 +69,7 @@ public final class BusClient: @unchecked Sendable {
         for (name, body) in [
             ("bus-writer", writerLoop), ("bus-reader", readerLoop), ("bus-sweeper", sweepLoop),
         ] {
-            let thread = Thread { body() }
-            thread.name = name
-            thread.start()
+            startThread(named: name) { body() }
         }
     }
 

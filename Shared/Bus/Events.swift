@@ -92,9 +92,7 @@ public final class EventConsumer: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in loop() }
-        thread.name = "events-\(group)"
-        thread.start()
+        startThread(named: "events-\(group)") { [self] in loop() }
     }
 
     public func stop() { stopping.store(true, ordering: .sequentiallyConsistent) }

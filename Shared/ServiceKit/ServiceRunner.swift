@@ -114,22 +114,20 @@ public final class ServiceRunner: @unchecked Sendable {
             "consuming",
             [.stream: stream, .consumer: config.consumer, .count: String(config.workers)])
         var bodies: [(String, @Sendable () -> Void)] = (0..<config.workers).map { index in
-            ("\(service)-worker-\(index)", { [self] in workerLoop() })
+            ("worker-\(index)", { [self] in workerLoop() })
         }
-        bodies.append(("\(service)-reader", { [self] in readerLoop() }))
-        bodies.append(("\(service)-replies", { [self] in flusherLoop() }))
-        bodies.append(("\(service)-maintenance", { [self] in maintenanceLoop() }))
+        bodies.append(("stream-reader", { [self] in readerLoop() }))
+        bodies.append(("reply-flusher", { [self] in flusherLoop() }))
+        bodies.append(("maintenance", { [self] in maintenanceLoop() }))
         bodies += extraThreads
         threadsLeft.store(bodies.count, ordering: .sequentiallyConsistent)
         // Counted before any thread runs, so the flusher never sees zero workers too early.
         workersLeft.store(config.workers, ordering: .sequentiallyConsistent)
         for (name, body) in bodies {
-            let thread = Thread { [self] in
+            startThread(named: name) { [self] in
                 body()
                 threadsLeft.subtract(1, ordering: .sequentiallyConsistent)
             }
-            thread.name = name
-            thread.start()
         }
         while threadsLeft.load(ordering: .sequentiallyConsistent) > 0 {
             usleep(50_000)
