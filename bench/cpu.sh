@@ -42,7 +42,7 @@ python3 -c "n=$n; print(f'c=$c gateway {($g1-$g0)*1e4/n:.1f}us sessions {($s1-$s
 done
 if [ -n "${PERF:-}" ]; then
   wrk -t2 -c64 -d8s -H "$AUTH" "$GW/api/ping" >/dev/null & W=$!
-  sleep 1; perf record -F 2999 -g -p $(eval echo \$$PERF) -o /tmp/perf.data -- sleep 5 2>/dev/null >/dev/null; wait $W
+  sleep 1; perf record -F 2999 -g -p $(eval echo \$${PERF}) -o /tmp/perf.data -- sleep 5 2>/dev/null >/dev/null; wait $W
 fi
 if [ -n "${CSW:-}" ]; then
   csw() { for t in /proc/$1/task/*; do echo "$(cat $t/comm) $(awk '/ctxt_switches/{s+=$2} END{print s}' $t/status)"; done | sort; }

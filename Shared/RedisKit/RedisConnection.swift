@@ -168,34 +168,38 @@ public final class RedisConnection: @unchecked Sendable {
         return reply
     }
 
+    /// Lays the arguments end to end in one buffer (one allocation, not one per argument) and
+    /// hands hiredis pointers into it.
     private func withArgv<R>(
         _ arguments: [RedisArgument],
         _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
     ) -> R {
-        let buffers = arguments.map(\.bytes)
-        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(
-            capacity: max(1, buffers.count))
-        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(1, buffers.count))
-        var storage: [UnsafeMutablePointer<CChar>] = []
-        defer {
-            storage.forEach { $0.deallocate() }
-            pointers.deallocate()
-            lengths.deallocate()
+        var lengths: [Int] = []
+        lengths.reserveCapacity(arguments.count)
+        var total = 1
+        for argument in arguments {
+            lengths.append(argument.bytes.count)
+            total += argument.bytes.count
         }
-        for (i, bytes) in buffers.enumerated() {
-            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
-            bytes.withUnsafeBufferPointer { source in
-                source.baseAddress.map { base in
-                    base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                        copy.initialize(from: $0, count: bytes.count)
-                    }
+        var blob: [UInt8] = []
+        blob.reserveCapacity(total)
+        for argument in arguments { blob += argument.bytes }
+        // Never empty, so the buffer has an address even when every argument is "".
+        blob.append(0)
+        return blob.withUnsafeBytes { raw in
+            withUnsafeTemporaryAllocation(
+                of: UnsafePointer<CChar>?.self, capacity: max(1, arguments.count)
+            ) { pointers in
+                var offset = 0
+                for (index, length) in lengths.enumerated() {
+                    pointers[index] = (raw.baseAddress! + offset).assumingMemoryBound(to: CChar.self)
+                    offset += length
+                }
+                return lengths.withUnsafeBufferPointer { lengthPointer in
+                    body(Int32(arguments.count), pointers.baseAddress!, lengthPointer.baseAddress!)
                 }
             }
-            storage.append(copy)
-            pointers[i] = UnsafePointer(copy)
-            lengths[i] = bytes.count
         }
-        return body(Int32(buffers.count), pointers, lengths)
     }
 
     private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
