@@ -192,7 +192,8 @@ public final class RedisConnection: @unchecked Sendable {
             ) { pointers in
                 var offset = 0
                 for (index, length) in lengths.enumerated() {
-                    pointers[index] = (raw.baseAddress! + offset).assumingMemoryBound(to: CChar.self)
+                    pointers[index] = (raw.baseAddress! + offset).assumingMemoryBound(
+                        to: CChar.self)
                     offset += length
                 }
                 return lengths.withUnsafeBufferPointer { lengthPointer in
