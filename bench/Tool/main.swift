@@ -52,9 +52,18 @@ func direct(uri: String, op: String, threads: Int, seconds: Double, user: Object
                         try sessions.insertOne([
                             "_id": .objectId(ObjectId()),
                             "sessionId": .string("bench-\(thread)-\(index)-\(ObjectId().hex)"),
-                            "userId": .objectId(user), "name": "bench", "isActive": true,
+                            "userId": .objectId(user), "name": "bench session", "isActive": true,
                             "isArchived": false,
-                            "tags": [], "settings": ["temperature": 0.7, "maxTokens": 2000],
+                            // The document the service stores for `{"name": "bench session"}`.
+                            "tags": [],
+                            "settings": [
+                                "temperature": 0.7, "maxTokens": .int64(2000), "mode": "balanced",
+                                "provider": "mistral",
+                            ],
+                            "stats": [
+                                "messageCount": .int64(0), "totalTokens": .int64(0),
+                                "durationMs": .int64(0),
+                            ],
                             "createdAt": .date(now),
                             "updatedAt": .date(now),
                         ])
