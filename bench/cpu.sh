@@ -3,7 +3,12 @@
 # (release build), runs wrk and prints each process's CPU time divided by the requests served.
 #   CONNS="1 64 64"  connection counts, one wrk run each (default "64 64 64"); D=seconds per run
 #   PERF=GATEWAY|SESSIONS  also record a perf profile of that process to /tmp/perf.data
+#   ROUTE=create  load POST /api/chat/sessions instead (and print the stand-in's CPU too)
+#   IDLE_CPU=1  first the CPU each process uses per second with no load
+#   IDLE=N  hold N idle connections open to the gateway during the runs (HTTP_CONNECTION_TIMEOUT_S
+#           is raised so that they stay)
 #   CSW=1  context switches per request, by thread name
+#   SYSCALLS=1  system calls per request of the gateway, the service and Redis (perf stat)
 #   HOLD=2000 [HOLD_S=6]  hold that many requests with the service stopped, then let them run;
 #                         prints the gateway's peak RSS
 #   SMAPS=1 [SMAPS_LINES=15]  the gateway's resident memory by mapping, largest first
@@ -19,11 +24,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 RP=$(free_port); MP=$(free_port); GP=$(free_port)
 redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" & REDIS=$!; pids+=($REDIS)
 mkdir -p "$WORK/mongo"
-.venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MP" --data-dir "$WORK/mongo" --log-file "$WORK/mongo/nx.log" --pid-file "$WORK/mongo/nx.pid" >/dev/null 2>&1 & pids+=($!)
+.venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MP" --data-dir "$WORK/mongo" --log-file "$WORK/mongo/nx.log" --pid-file "$WORK/mongo/nx.pid" >/dev/null 2>&1 & MONGO=$!; pids+=($MONGO)
 until redis-cli -p "$RP" ping >/dev/null 2>&1; do sleep 0.1; done
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MP") 2>/dev/null && break; sleep 0.1; done
 export REDIS_URL="redis://127.0.0.1:$RP" MONGODB_URI="mongodb://127.0.0.1:$MP/bench" LOG_LEVEL=warning
-export JWT_SECRET=bench-secret PORT=$GP RATE_LIMIT_WRITES=0
+export JWT_SECRET=bench-secret PORT=$GP RATE_LIMIT_WRITES=0 HTTP_CONNECTION_TIMEOUT_S=600
 "$BIN/sessions" 2>"$WORK/sessions.log" & SESSIONS=$!; pids+=($SESSIONS)
 "$BIN/gateway" 2>"$WORK/gateway.log" & GATEWAY=$!; pids+=($GATEWAY)
 GW="http://127.0.0.1:$GP"
@@ -31,23 +36,55 @@ TOKEN=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub 0123456789abcdef01234
 AUTH="Authorization: Bearer $TOKEN"
 until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$GW/api/ping")" = 200 ]; do sleep 0.2; done
 wrk -t2 -c64 -d2s -H "$AUTH" "$GW/api/ping" >/dev/null
+if [ -n "${IDLE:-}" ]; then
+  python3 -c "
+import socket, time
+held = [socket.create_connection(('127.0.0.1', $GP)) for _ in range($IDLE)]
+time.sleep(600)" & pids+=($!)
+  sleep 2
+fi
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+if [ -n "${IDLE_CPU:-}" ]; then
+  g0=$(cpu $GATEWAY); s0=$(cpu $SESSIONS); r0=$(cpu $REDIS); m0=$(cpu $MONGO); sleep 5
+  g1=$(cpu $GATEWAY); s1=$(cpu $SESSIONS); r1=$(cpu $REDIS); m1=$(cpu $MONGO)
+  echo "idle CPU per second: gateway $(((g1-g0)*2))ms sessions $(((s1-s0)*2))ms redis $(((r1-r0)*2))ms stand-in $(((m1-m0)*2))ms"
+fi
+LOAD=(-H "$AUTH" "$GW/api/ping")
+if [ "${ROUTE:-}" = create ]; then
+  echo '{"name":"bench session"}' > "$WORK/create.json"
+  export TOKEN BODY_FILE="$WORK/create.json"
+  LOAD=(-s bench/post.lua "$GW/api/chat/sessions")
+fi
 for c in ${CONNS-64 64 64}; do
-g0=$(cpu $GATEWAY); s0=$(cpu $SESSIONS); r0=$(cpu $REDIS)
-out=$(wrk -t$([ $c -lt 2 ] && echo 1 || echo 2) -c$c -d${D:-5}s --latency -H "$AUTH" "$GW/api/ping")
-g1=$(cpu $GATEWAY); s1=$(cpu $SESSIONS); r1=$(cpu $REDIS)
+g0=$(cpu $GATEWAY); s0=$(cpu $SESSIONS); r0=$(cpu $REDIS); m0=$(cpu $MONGO)
+out=$(wrk -t$([ $c -lt 2 ] && echo 1 || echo 2) -c$c -d${D:-5}s --latency "${LOAD[@]}")
+g1=$(cpu $GATEWAY); s1=$(cpu $SESSIONS); r1=$(cpu $REDIS); m1=$(cpu $MONGO)
 n=$(echo "$out" | grep -o '[0-9]* requests in' | awk '{print $1}')
 echo "$out" | grep -E 'Requests/sec|50%|99%|Non-2xx'
-python3 -c "n=$n; print(f'c=$c gateway {($g1-$g0)*1e4/n:.1f}us sessions {($s1-$s0)*1e4/n:.1f}us redis {($r1-$r0)*1e4/n:.1f}us')"
+python3 -c "n=$n; print(f'c=$c gateway {($g1-$g0)*1e4/n:.1f}us sessions {($s1-$s0)*1e4/n:.1f}us redis {($r1-$r0)*1e4/n:.1f}us stand-in {($m1-$m0)*1e4/n:.1f}us')"
 done
 if [ -n "${PERF:-}" ]; then
-  wrk -t2 -c64 -d8s -H "$AUTH" "$GW/api/ping" >/dev/null & W=$!
+  wrk -t2 -c64 -d8s "${LOAD[@]}" >/dev/null & W=$!
   sleep 1; perf record -F 2999 -g -p $(eval echo \$${PERF}) -o /tmp/perf.data -- sleep 5 2>/dev/null >/dev/null; wait $W
+fi
+if [ -n "${SYSCALLS:-}" ]; then
+  events=raw_syscalls:sys_enter
+  for call in read write recvfrom sendto sendmsg epoll_wait epoll_ctl futex madvise munmap mmap mprotect brk accept4 close; do
+    events="$events,syscalls:sys_enter_$call"
+  done
+  for name in GATEWAY SESSIONS REDIS; do
+    perf stat -e "$events" -x, -o "$WORK/$name.sys" -p $(eval echo \$${name}) -- sleep 3 &
+  done
+  out=$(wrk -t2 -c64 -d4s "${LOAD[@]}"); sleep 0.5
+  n=$(echo "$out" | grep -o '[0-9]* requests in' | awk '{print $1}')
+  for name in GATEWAY SESSIONS REDIS; do
+    awk -F, -v n="$n" -v who="$name" '$1 > 0 && /sys_enter/ {sub(/.*sys_enter_?/, "", $3); line = line sprintf(" %s %.2f", ($3 == "" ? "all" : $3), $1 / (n * 3 / 4))} END {print who " syscalls per request:" line}' "$WORK/$name.sys"
+  done
 fi
 if [ -n "${CSW:-}" ]; then
   csw() { for t in /proc/$1/task/*; do echo "$(cat $t/comm) $(awk '/ctxt_switches/{s+=$2} END{print s}' $t/status)"; done | sort; }
   csw $GATEWAY > /tmp/g0; csw $SESSIONS > /tmp/s0
-  out=$(wrk -t2 -c64 -d3s -H "$AUTH" "$GW/api/ping"); n=$(echo "$out" | grep -o '[0-9]* requests in' | awk '{print $1}')
+  out=$(wrk -t2 -c64 -d3s "${LOAD[@]}"); n=$(echo "$out" | grep -o '[0-9]* requests in' | awk '{print $1}')
   csw $GATEWAY > /tmp/g1; csw $SESSIONS > /tmp/s1
   echo "requests $n"; paste /tmp/g0 /tmp/g1 | awk -v n=$n '{a[$1]+=($4-$2)/n} END{for(k in a) printf "gateway %s %.3f\n", k, a[k]}'
   paste /tmp/s0 /tmp/s1 | awk -v n=$n '{a[$1]+=($4-$2)/n} END{for(k in a) printf "sessions %s %.3f\n", k, a[k]}'
