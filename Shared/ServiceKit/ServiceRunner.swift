@@ -90,6 +90,7 @@ public final class ServiceRunner: @unchecked Sendable {
         self.ledger = ledger
         self.handlers = handlers
         self.stream = BusNames.commandStream(service)
+        self.answerConnection = RedisConnection(address: config.redis, timeoutMs: 5000)
     }
 
     public var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
@@ -217,8 +218,16 @@ public final class ServiceRunner: @unchecked Sendable {
     /// Commands read and not yet applied; the reader stops reading while it is full, so the
     /// rest stays in the stream for other replicas.
     private let jobs = WorkQueue<Command>()
-    /// Answers not yet written: the reply frame (nil for a dropped command) and the entry to ack.
-    private let results = WorkQueue<(key: String, frame: [UInt8]?, entry: String)>()
+    /// An answer not yet written: the reply frame (nil for a dropped command) and the entry to ack.
+    typealias Answer = (key: String, frame: [UInt8]?, entry: String)
+
+    /// Answers not yet written, and whether a thread is writing a batch of them now. The
+    /// worker that queues an answer while nobody writes becomes the writer and writes what has
+    /// gathered, so a reply costs no hand-off to another thread; answers queued meanwhile go
+    /// out in its next batch. The flusher thread only picks up what a failed write left.
+    private let unsent = Mutex<(answers: [Answer], writing: Bool)>(([], false))
+    /// Used only by the thread that set `writing`.
+    private let answerConnection: RedisConnection
     private let readerDone = Atomic<Bool>(false)
     private let workersLeft = Atomic<Int>(0)
 
@@ -307,7 +316,7 @@ public final class ServiceRunner: @unchecked Sendable {
                 "uc_commands_expired_total", labels: [("stream", stream)],
                 help: "commands dropped unapplied because their deadline had passed")
             logger.debug("dropped expired command", [.command: command.id, .type: command.type])
-            results.push((command.replyKey, nil, command.streamId))
+            answer((command.replyKey, nil, command.streamId))
             return
         }
         let started = Timestamp.now()
@@ -321,49 +330,94 @@ public final class ServiceRunner: @unchecked Sendable {
             "uc_commands_handled_total",
             labels: [("type", command.type), ("status", String(reply.status))],
             help: "commands answered, by type and status")
-        results.push(
-            (command.replyKey, reply.frame(requestId: command.requestId), command.streamId))
+        answer((command.replyKey, reply.frame(requestId: command.requestId), command.streamId))
     }
 
-    /// Writes answers in batches: one `RPUSH` and `PEXPIRE` per reply key and one `XACK`, after
-    /// the replies in the same pipeline. A failed write is retried, never dropped.
-    private func flusherLoop() {
-        let redis = RedisConnection(address: config.redis, timeoutMs: 5000)
-        var pending: [(key: String, frame: [UInt8]?, entry: String)] = []
-        while true {
-            // Read before taking replies: a worker that finishes after this has pushed its reply
-            // first, so the next round still writes it.
-            let workersDone =
-                readerDone.load(ordering: .sequentiallyConsistent)
-                && workersLeft.load(ordering: .sequentiallyConsistent) == 0
-            pending += results.popAll(timeoutMs: pending.isEmpty ? 100 : 0)
-            if pending.isEmpty {
-                if workersDone { return }
-                continue
-            }
-            var pipeline: [[RedisArgument]] = []
-            var keys: [String] = []
-            for item in pending where item.frame != nil && !keys.contains(item.key) {
-                keys.append(item.key)
-            }
-            for key in keys {
-                let frames = pending.filter { $0.key == key }.compactMap {
-                    $0.frame.map { RedisArgument($0) }
-                }
-                pipeline.append(["RPUSH", RedisArgument(key)] + frames)
-                pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
-            }
-            pipeline.append(
-                ["XACK", RedisArgument(stream), RedisArgument(service)]
-                    + pending.map { RedisArgument($0.entry) })
+    /// Queues an answer and, when no other thread is writing, writes everything queued.
+    private func answer(_ item: Answer) {
+        let batch = unsent.withLock { state -> [Answer] in
+            state.answers.append(item)
+            return state.writing ? [] : takeUnsent(&state)
+        }
+        writeWhileQueued(batch)
+    }
+
+    /// Takes the writer's role and the queued answers; called with `unsent` locked.
+    private func takeUnsent(_ state: inout (answers: [Answer], writing: Bool)) -> [Answer] {
+        guard !state.answers.isEmpty else { return [] }
+        state.writing = true
+        defer { state.answers.removeAll(keepingCapacity: true) }
+        return state.answers
+    }
+
+    /// Writes `batch`, then whatever was queued meanwhile, until nothing is left; then gives up
+    /// the writer's role. A failed batch goes back to the queue for the flusher to retry.
+    /// Returns false when a write failed.
+    @discardableResult
+    private func writeWhileQueued(_ first: [Answer]) -> Bool {
+        var batch = first
+        while !batch.isEmpty {
             do {
-                _ = try redis.pipeline(pipeline)
-                pending.removeAll(keepingCapacity: true)
+                try writeAnswers(batch)
             } catch {
                 logger.warning(
                     "cannot write replies; retrying", [.stream: stream, .error: "\(error)"])
-                usleep(200_000)
+                let failed = batch
+                unsent.withLock { state in
+                    state.answers = failed + state.answers
+                    state.writing = false
+                }
+                return false
             }
+            batch = unsent.withLock { state -> [Answer] in
+                let next = takeUnsent(&state)
+                if next.isEmpty { state.writing = false }
+                return next
+            }
+        }
+        return true
+    }
+
+    /// One pipeline: `RPUSH` and `PEXPIRE` per reply key, then one `XACK` for all the entries,
+    /// so no command is acknowledged before its reply is stored.
+    private func writeAnswers(_ batch: [Answer]) throws(RedisError) {
+        var pipeline: [[RedisArgument]] = []
+        var keys: [String] = []
+        for item in batch where item.frame != nil && !keys.contains(item.key) {
+            keys.append(item.key)
+        }
+        for key in keys {
+            let frames = batch.filter { $0.key == key }.compactMap {
+                $0.frame.map { RedisArgument($0) }
+            }
+            pipeline.append(["RPUSH", RedisArgument(key)] + frames)
+            pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
+        }
+        pipeline.append(
+            ["XACK", RedisArgument(stream), RedisArgument(service)]
+                + batch.map { RedisArgument($0.entry) })
+        _ = try answerConnection.pipeline(pipeline)
+    }
+
+    /// Retries answers a failed write left queued (a write is never dropped), and at shutdown
+    /// returns once the workers have stopped and every answer is written.
+    private func flusherLoop() {
+        while true {
+            // Read before looking at the queue: a worker that finishes after this has queued its
+            // answer first, so the next round still sees it.
+            let workersDone =
+                readerDone.load(ordering: .sequentiallyConsistent)
+                && workersLeft.load(ordering: .sequentiallyConsistent) == 0
+            let (batch, idle) = unsent.withLock { state -> ([Answer], Bool) in
+                if state.writing { return ([], false) }
+                return (takeUnsent(&state), state.answers.isEmpty)
+            }
+            if batch.isEmpty {
+                if workersDone && idle { return }
+                usleep(20_000)
+                continue
+            }
+            if !writeWhileQueued(batch) { usleep(200_000) }
         }
     }
 
