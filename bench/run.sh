@@ -100,15 +100,27 @@ db_route "db: GET /api/chat/sessions" list "$GW/api/chat/sessions"
 db_route "db: GET .../messages" page "$GW/api/chat/sessions/$S/messages"
 db_route "db: GET /api/chat/search?q=hello" search "$GW/api/chat/search?q=hello"
 
-declare -A LIST_P50 PAGE_P50
+# Every size is seeded first, then measured in two rounds, smallest to largest; the lower p50 of
+# the two rounds counts, so that a slower spell of the shared machine does not pass for growth.
+declare -A LIST_P50 PAGE_P50 FIRST TOK
 for n in $SIZES; do
   uid=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
-  first=$("$BIN/uc-bench" seed "$MONGODB_URI" "$uid" "$n" "$n")
-  tok=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub "$uid")
-  read -r _ LP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions" -H "Authorization: Bearer $tok")"
-  read -r _ PP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions/$first/messages?limit=10" -H "Authorization: Bearer $tok")"
-  LIST_P50[$n]=$LP50; PAGE_P50[$n]=$PP50
-  row "growth: $n sessions / $n messages" "" "$LP50 / $PP50" "" "p50 list / p50 first page"
+  FIRST[$n]=$("$BIN/uc-bench" seed "$MONGODB_URI" "$uid" "$n" "$n")
+  TOK[$n]=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub "$uid")
+done
+lower() { python3 -c "import sys; print(min(float(v) for v in sys.argv[1:] if v))" "$@"; }
+for _ in 1 2; do
+  for n in $SIZES; do
+    read -r _ LP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions?limit=10" \
+      -H "Authorization: Bearer ${TOK[$n]}")"
+    read -r _ PP50 _ _ <<<"$(measure 4 "$GW/api/chat/sessions/${FIRST[$n]}/messages?limit=10" \
+      -H "Authorization: Bearer ${TOK[$n]}")"
+    LIST_P50[$n]=$(lower "$LP50" "${LIST_P50[$n]:-}"); PAGE_P50[$n]=$(lower "$PP50" "${PAGE_P50[$n]:-}")
+  done
+done
+for n in $SIZES; do
+  row "growth: $n sessions / $n messages" "" "${LIST_P50[$n]} / ${PAGE_P50[$n]}" "" \
+    "p50 list / first page, 10 items each, lower of 2 rounds"
 done
 small=${SIZES%% *}; large=${SIZES##* }
 row "growth ratio largest/smallest" "" "" "" "$(python3 -c "print(f'list {${LIST_P50[$large]}/${LIST_P50[$small]}:.2f}, page {${PAGE_P50[$large]}/${PAGE_P50[$small]}:.2f}')")"
