@@ -14,6 +14,7 @@
 #   SMAPS=1 [SMAPS_LINES=15]  the gateway's resident memory by mapping, largest first
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] && command -v wrk >/dev/null || scripts/install-deps.sh >/dev/null
 CONF=${CONF:-release}
 BIN=$(swift build -c "$CONF" --show-bin-path)
 WORK=$(mktemp -d /tmp/uc-ping.XXXXXX)
