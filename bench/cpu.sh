@@ -35,7 +35,11 @@ export JWT_SECRET=bench-secret PORT=$GP RATE_LIMIT_WRITES=0 HTTP_CONNECTION_TIME
 GW="http://127.0.0.1:$GP"
 TOKEN=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub 0123456789abcdef01234567)
 AUTH="Authorization: Bearer $TOKEN"
-until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$GW/api/ping")" = 200 ]; do sleep 0.2; done
+for try in $(seq 300); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$GW/api/ping")" = 200 ] && break
+  [ "$try" = 300 ] && { echo "no answer from the gateway in 60 s" >&2; tail "$WORK"/*.log >&2; exit 1; }
+  sleep 0.2
+done
 wrk -t2 -c64 -d2s -H "$AUTH" "$GW/api/ping" >/dev/null
 if [ -n "${IDLE:-}" ]; then
   python3 -c "
