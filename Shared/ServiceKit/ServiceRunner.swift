@@ -225,7 +225,30 @@ public final class ServiceRunner: @unchecked Sendable {
     /// worker that queues an answer while nobody writes becomes the writer and writes what has
     /// gathered, so a reply costs no hand-off to another thread; answers queued meanwhile go
     /// out in its next batch. The flusher thread only picks up what a failed write left.
-    private let unsent = Mutex<(answers: [Answer], writing: Bool)>(([], false))
+    private let unsent = Mutex(UnsentAnswers())
+
+    struct UnsentAnswers {
+        var answers: [Answer] = []
+        var writing = false
+        /// After a failed write only the flusher retries, until this time (ms).
+        var pausedUntil: Int64 = 0
+    }
+
+    /// Stores the replies and only then acknowledges their commands, in one step: a refused
+    /// `RPUSH` (out of memory) raises and ends the script before the `XACK`.
+    /// KEYS: the reply keys, then the stream. ARGV: group, TTL in ms, for each reply key the
+    /// number of its frames and the frames, then the entry ids to acknowledge.
+    static let storeThenAck = """
+        local at = 3
+        for i = 1, #KEYS - 1 do
+          local count = tonumber(ARGV[at])
+          redis.call('RPUSH', KEYS[i], unpack(ARGV, at + 1, at + count))
+          redis.call('PEXPIRE', KEYS[i], ARGV[2])
+          at = at + count + 1
+        end
+        if at > #ARGV then return 0 end
+        return redis.call('XACK', KEYS[#KEYS], ARGV[1], unpack(ARGV, at, #ARGV))
+        """
     /// Used only by the thread that set `writing`.
     private let answerConnection: RedisConnection
     private let readerDone = Atomic<Bool>(false)
@@ -335,15 +358,17 @@ public final class ServiceRunner: @unchecked Sendable {
 
     /// Queues an answer and, when no other thread is writing, writes everything queued.
     private func answer(_ item: Answer) {
+        let now = Timestamp.now().milliseconds
         let batch = unsent.withLock { state -> [Answer] in
             state.answers.append(item)
-            return state.writing ? [] : takeUnsent(&state)
+            guard !state.writing, now >= state.pausedUntil else { return [] }
+            return takeUnsent(&state)
         }
         writeWhileQueued(batch)
     }
 
     /// Takes the writer's role and the queued answers; called with `unsent` locked.
-    private func takeUnsent(_ state: inout (answers: [Answer], writing: Bool)) -> [Answer] {
+    private func takeUnsent(_ state: inout UnsentAnswers) -> [Answer] {
         guard !state.answers.isEmpty else { return [] }
         state.writing = true
         defer { state.answers.removeAll(keepingCapacity: true) }
@@ -351,8 +376,8 @@ public final class ServiceRunner: @unchecked Sendable {
     }
 
     /// Writes `batch`, then whatever was queued meanwhile, until nothing is left; then gives up
-    /// the writer's role. A failed batch goes back to the queue for the flusher to retry.
-    /// Returns false when a write failed.
+    /// the writer's role. A failed batch goes back to the queue, and for a while only the
+    /// flusher retries. Returns false when a write failed.
     @discardableResult
     private func writeWhileQueued(_ first: [Answer]) -> Bool {
         var batch = first
@@ -363,9 +388,11 @@ public final class ServiceRunner: @unchecked Sendable {
                 logger.warning(
                     "cannot write replies; retrying", [.stream: stream, .error: "\(error)"])
                 let failed = batch
+                let retryAt = Timestamp.now().milliseconds + 200
                 unsent.withLock { state in
                     state.answers = failed + state.answers
                     state.writing = false
+                    state.pausedUntil = retryAt
                 }
                 return false
             }
@@ -378,25 +405,37 @@ public final class ServiceRunner: @unchecked Sendable {
         return true
     }
 
-    /// One pipeline: `RPUSH` and `PEXPIRE` per reply key, then one `XACK` for all the entries,
-    /// so no command is acknowledged before its reply is stored.
+    /// One script call (`storeThenAck`) per 256 answers: `RPUSH` and `PEXPIRE` per reply key,
+    /// then one `XACK` for the entries, so no command is acknowledged unless its reply is stored.
+    /// Rewriting a batch after a partial failure repeats frames the gateway then ignores.
     private func writeAnswers(_ batch: [Answer]) throws(RedisError) {
-        var pipeline: [[RedisArgument]] = []
+        for start in stride(from: 0, to: batch.count, by: 256) {
+            try writeAnswerChunk(Array(batch[start..<min(start + 256, batch.count)]))
+        }
+    }
+
+    private func writeAnswerChunk(_ batch: [Answer]) throws(RedisError) {
         var keys: [String] = []
         for item in batch where item.frame != nil && !keys.contains(item.key) {
             keys.append(item.key)
         }
+        var arguments: [RedisArgument] = [
+            "EVAL", RedisArgument(ServiceRunner.storeThenAck), RedisArgument(keys.count + 1),
+        ]
+        arguments += keys.map { RedisArgument($0) }
+        arguments += [
+            RedisArgument(stream), RedisArgument(service), RedisArgument(config.replyTTLms),
+        ]
         for key in keys {
             let frames = batch.filter { $0.key == key }.compactMap {
                 $0.frame.map { RedisArgument($0) }
             }
-            pipeline.append(["RPUSH", RedisArgument(key)] + frames)
-            pipeline.append(["PEXPIRE", RedisArgument(key), RedisArgument(config.replyTTLms)])
+            arguments.append(RedisArgument(frames.count))
+            arguments += frames
         }
-        pipeline.append(
-            ["XACK", RedisArgument(stream), RedisArgument(service)]
-                + batch.map { RedisArgument($0.entry) })
-        _ = try answerConnection.pipeline(pipeline)
+        arguments += batch.map { RedisArgument($0.entry) }
+        let reply = try answerConnection.send(arguments)
+        if let message = reply.errorMessage { throw .server(message) }
     }
 
     /// Retries answers a failed write left queued (a write is never dropped), and at shutdown
@@ -408,12 +447,13 @@ public final class ServiceRunner: @unchecked Sendable {
             let workersDone =
                 readerDone.load(ordering: .sequentiallyConsistent)
                 && workersLeft.load(ordering: .sequentiallyConsistent) == 0
-            let (batch, idle) = unsent.withLock { state -> ([Answer], Bool) in
+            let (batch, settled) = unsent.withLock { state -> ([Answer], Bool) in
                 if state.writing { return ([], false) }
-                return (takeUnsent(&state), state.answers.isEmpty)
+                let batch = takeUnsent(&state)
+                return (batch, batch.isEmpty)
             }
+            if settled && workersDone { return }
             if batch.isEmpty {
-                if workersDone && idle { return }
                 usleep(20_000)
                 continue
             }

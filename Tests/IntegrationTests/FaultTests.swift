@@ -1,5 +1,7 @@
+import Bus
 import Core
 import Foundation
+import RedisKit
 import Synchronization
 import Testing
 
@@ -111,6 +113,48 @@ struct FaultTests {
             try cluster.post("/api/chat/sessions", user, #"{"name":"after outage"}"#).status == 201)
         #expect(cluster.pids("gateway") == gateway)
         #expect(cluster.pids("sessions") == sessions)
+    }
+
+    @Test("A reply Redis refuses to store leaves its command unacknowledged until it is stored")
+    func refusedReplyIsNotAcknowledged() throws {
+        let cluster = try Cluster(services: ["sessions"])
+        defer { cluster.shutdown() }
+        let redis = cluster.redis()
+        // A reply key that holds a string: the service's RPUSH to it fails with WRONGTYPE, as it
+        // would with OOM on a full Redis.
+        let replyKey = "uc:reply:test-\(UUID().uuidString)"
+        try redis.run(["SET", RedisArgument(replyKey), "not a list"])
+        let command = Command(
+            id: UUID().uuidString, requestId: "refused-1", type: "ping", userId: ObjectId(),
+            role: "user", params: [:], body: [], replyKey: replyKey,
+            deadline: Timestamp.now().milliseconds + 30_000)
+        try redis.run(["XADD", "uc:cmd:sessions", "*"] + command.fields)
+
+        func pending() throws -> Int64? {
+            try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer
+        }
+        var delivered = false
+        for _ in 0..<50 where !delivered {
+            delivered = try pending() == 1
+            if !delivered { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(delivered, "the service took the command")
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try pending() == 1, "not acknowledged while its reply cannot be stored")
+        #expect(cluster.log("sessions").contains("cannot write replies"))
+
+        try redis.run(["DEL", RedisArgument(replyKey)])
+        let popped = try redis.run(["BLPOP", RedisArgument(replyKey), "5"])
+        let frame = try #require(popped.array?.last?.bytes)
+        let (requestId, reply) = try #require(Reply.parse(frame: frame))
+        #expect(requestId == "refused-1")
+        #expect(reply.status == 200)
+        var acknowledged = false
+        for _ in 0..<50 where !acknowledged {
+            acknowledged = try pending() == 0
+            if !acknowledged { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(acknowledged)
     }
 
     @Test func sigtermDrainsAndExitsCleanly() throws {
