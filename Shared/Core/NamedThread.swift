@@ -13,7 +13,7 @@ public func startThread(named name: String, _ body: @escaping @Sendable () -> Vo
 
 /// Glibc's `pthread_setname_np` is not exported to Swift; the kernel takes the name here too.
 private func nameThisThread(_ name: String) {
-    let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
     guard descriptor >= 0 else { return }
     let bytes = Array(name.utf8.prefix(15))
     _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
