@@ -454,7 +454,7 @@ public final class ServiceRunner: @unchecked Sendable {
             }
             if settled && workersDone { return }
             if batch.isEmpty {
-                usleep(20_000)
+                usleep(50_000)
                 continue
             }
             if !writeWhileQueued(batch) { usleep(200_000) }

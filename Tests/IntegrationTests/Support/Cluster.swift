@@ -126,23 +126,40 @@ final class Cluster: @unchecked Sendable {
         try? FileManager.default.removeItem(at: workDir)
     }
 
+    /// Ports handed out in this test process, never handed out twice.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A port nothing listens on, below the kernel's ephemeral range: a port from `bind(0)` is
+    /// free only until the process that is to listen on it starts, and meanwhile any outgoing
+    /// connection of the parallel tests may take it as its local port (the gateway then cannot
+    /// listen and the cluster never becomes ready).
     static func freePort() throws -> Int {
+        let rangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
+        let range = (try? String(contentsOfFile: rangeFile, encoding: .utf8))?
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            .compactMap { Int($0) }
+        let ephemeralLow = range?.first ?? 32_768
+        let low = ephemeralLow > 12_000 ? 10_000 : 1_024
+        for _ in 0..<1_000 {
+            let port = Int.random(in: low..<max(low + 1_000, ephemeralLow))
+            guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+            if canBind(port: port) { return port }
+        }
+        throw ClusterError(description: "no free port below \(ephemeralLow)")
+    }
+
+    private static func canBind(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ClusterError(description: "socket() failed") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 }
         }
-        guard bound == 0 else { throw ClusterError(description: "bind() failed") }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     @discardableResult
@@ -261,12 +278,12 @@ final class Cluster: @unchecked Sendable {
             usleep(50_000)
         }
         throw ClusterError(
-            description: "\(what) did not start within \(Int(seconds)) s (logs in \(workDir.path))")
+            description: "\(what) did not start within \(Int(seconds)) s; \(logTails())")
     }
 
     /// Ready when `/readyz` says so, or when its only problems are services this cluster
     /// did not start (a cluster of `["sessions"]` while other services have routes too).
-    func waitUntilReady(seconds: Double = 30) throws {
+    func waitUntilReady(seconds: Double = 60) throws {
         let prefix = "no live consumer on "
         let started = Set(services.map { BusNames.commandStream($0) })
         try waitFor("the gateway", seconds: seconds) {
@@ -278,6 +295,17 @@ final class Cluster: @unchecked Sendable {
                     $0.hasPrefix(prefix) && !started.contains(String($0.dropFirst(prefix.count)))
                 }
         }
+    }
+
+    /// The last lines of every process's log, for an error that has to say why.
+    func logTails(lines: Int = 6) -> String {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: workDir.path)) ?? []
+        return names.filter { $0.hasSuffix(".log") }.sorted().map { file in
+            let path = workDir.appendingPathComponent(file).path
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let tail = text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+            return "\(file):\n\(tail)"
+        }.joined(separator: "\n")
     }
 
     func log(_ name: String) -> String {
