@@ -230,7 +230,7 @@ public final class ServiceRunner: @unchecked Sendable {
     struct UnsentAnswers {
         var answers: [Answer] = []
         var writing = false
-        /// After a failed write only the flusher retries, until this time (ms).
+        /// After a failed write nobody writes before this time (ms); then the flusher retries.
         var pausedUntil: Int64 = 0
     }
 
@@ -376,10 +376,9 @@ public final class ServiceRunner: @unchecked Sendable {
     }
 
     /// Writes `batch`, then whatever was queued meanwhile, until nothing is left; then gives up
-    /// the writer's role. A failed batch goes back to the queue, and for a while only the
-    /// flusher retries. Returns false when a write failed.
-    @discardableResult
-    private func writeWhileQueued(_ first: [Answer]) -> Bool {
+    /// the writer's role. A failed batch goes back to the queue and nobody retries it before
+    /// `pausedUntil`.
+    private func writeWhileQueued(_ first: [Answer]) {
         var batch = first
         while !batch.isEmpty {
             do {
@@ -394,7 +393,7 @@ public final class ServiceRunner: @unchecked Sendable {
                     state.writing = false
                     state.pausedUntil = retryAt
                 }
-                return false
+                return
             }
             batch = unsent.withLock { state -> [Answer] in
                 let next = takeUnsent(&state)
@@ -402,7 +401,6 @@ public final class ServiceRunner: @unchecked Sendable {
                 return next
             }
         }
-        return true
     }
 
     /// One script call (`storeThenAck`) per 256 answers: `RPUSH` and `PEXPIRE` per reply key,
@@ -447,8 +445,10 @@ public final class ServiceRunner: @unchecked Sendable {
             let workersDone =
                 readerDone.load(ordering: .sequentiallyConsistent)
                 && workersLeft.load(ordering: .sequentiallyConsistent) == 0
+            let now = Timestamp.now().milliseconds
             let (batch, settled) = unsent.withLock { state -> ([Answer], Bool) in
                 if state.writing { return ([], false) }
+                if now < state.pausedUntil { return ([], state.answers.isEmpty) }
                 let batch = takeUnsent(&state)
                 return (batch, batch.isEmpty)
             }
@@ -457,7 +457,7 @@ public final class ServiceRunner: @unchecked Sendable {
                 usleep(50_000)
                 continue
             }
-            if !writeWhileQueued(batch) { usleep(200_000) }
+            writeWhileQueued(batch)
         }
     }
 

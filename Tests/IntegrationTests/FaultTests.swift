@@ -133,12 +133,7 @@ struct FaultTests {
         func pending() throws -> Int64? {
             try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer
         }
-        var delivered = false
-        for _ in 0..<50 where !delivered {
-            delivered = try pending() == 1
-            if !delivered { Thread.sleep(forTimeInterval: 0.1) }
-        }
-        #expect(delivered, "the service took the command")
+        #expect(try eventually(seconds: 5) { try pending() == 1 }, "the service took the command")
         Thread.sleep(forTimeInterval: 1)
         #expect(try pending() == 1, "not acknowledged while its reply cannot be stored")
         #expect(cluster.log("sessions").contains("cannot write replies"))
@@ -149,12 +144,7 @@ struct FaultTests {
         let (requestId, reply) = try #require(Reply.parse(frame: frame))
         #expect(requestId == "refused-1")
         #expect(reply.status == 200)
-        var acknowledged = false
-        for _ in 0..<50 where !acknowledged {
-            acknowledged = try pending() == 0
-            if !acknowledged { Thread.sleep(forTimeInterval: 0.1) }
-        }
-        #expect(acknowledged)
+        #expect(try eventually(seconds: 5) { try pending() == 0 })
     }
 
     @Test func sigtermDrainsAndExitsCleanly() throws {

@@ -5,9 +5,12 @@ import MongoKit
 import Synchronization
 
 /// `uc-bench`: the floors the benchmark compares against, and fast seeding.
-///   uc-bench floor PORT                         a trivial libmicrohttpd handler, same settings as the gateway
-///   uc-bench direct URI OP THREADS SECONDS USER SESSION   the same MongoDB operation as a route, straight through libmongoc
-///   uc-bench seed URI USER SESSIONS MESSAGES     sessions for USER; MESSAGES messages in its first session
+///   uc-bench floor PORT
+///       a trivial libmicrohttpd handler, same settings as the gateway
+///   uc-bench direct URI OP THREADS SECONDS USER SESSION
+///       the same MongoDB operation as a route, straight through libmongoc
+///   uc-bench seed URI USER SESSIONS MESSAGES
+///       sessions for USER; MESSAGES messages in its first session
 let arguments = Array(CommandLine.arguments.dropFirst())
 
 /// The tool's one result line, read by bench/run.sh.
