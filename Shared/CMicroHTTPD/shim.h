@@ -19,3 +19,10 @@ static inline int uc_mhd_client_address(struct MHD_Connection *connection, char 
     if (raw == NULL) return -1;
     return inet_ntop(address->sa_family, raw, out, size) != NULL ? 0 : -1;
 }
+
+/* The connection's socket, or -1. */
+static inline int uc_mhd_connection_socket(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : info->connect_fd;
+}

@@ -102,6 +102,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     let config: HTTPServerConfig
     let handler: Handler
+    let lingering = LingeringCloser()
     private var daemon: OpaquePointer?
 
     public init(config: HTTPServerConfig, handler: @escaping Handler) {
@@ -182,6 +183,8 @@ final class ConnectionContext: @unchecked Sendable {
     let connection: OpaquePointer
     var body: [UInt8] = []
     var rejected = false
+    /// Answered before its body was read: the socket is drained after the answer is sent.
+    var answeredEarly = false
     var limit = 0
     /// Bytes of a body without a declared length (chunked) that went past the limit.
     var overflow = 0
@@ -260,6 +263,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
             .flatMap { Int(String(cString: $0)) }
         if let declared, declared > limit {
             context.rejected = true
+            context.answeredEarly = true
             var response = HTTPResponse.error(.tooLarge(limit))
             response.headers.append(("Connection", "close"))
             return server.queue(response, on: connection)
@@ -335,8 +339,16 @@ private let unescape: Unescaper = { _, _, text in
     return MHD_http_unescape(text)
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { _, _, connectionState, _ in
+private let requestCompleted: MHD_RequestCompletedCallback = {
+    cls, connection, connectionState, _ in
     guard let connectionState, let existing = connectionState.pointee else { return }
-    Unmanaged<ConnectionContext>.fromOpaque(existing).release()
+    let context = Unmanaged<ConnectionContext>.fromOpaque(existing)
+    // The answer is out and the socket still open: libmicrohttpd closes it after this call.
+    if context.takeUnretainedValue().answeredEarly, let cls, let connection {
+        let socket = uc_mhd_connection_socket(connection)
+        let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+        if socket >= 0 { server.lingering.adopt(duplicateOf: socket) }
+    }
+    context.release()
     connectionState.pointee = nil
 }

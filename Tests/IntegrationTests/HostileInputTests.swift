@@ -546,6 +546,32 @@ struct HostileInputTests {
         #expect(allPids == pids)
     }
 
+    /// A client that does not wait for `100 Continue` is still sending when the 413 arrives.
+    /// The socket must stay open and be read to the end: closed with unread bytes, the kernel
+    /// resets it and the client gets "broken pipe" in place of the answer (case C23).
+    @Test func aClientStillUploadingAfterThe413IsNotReset() throws {
+        let user = cluster.newUser()
+        let session = try cluster.createSession(user)
+        let connection = try RawConnection(port: cluster.httpPort, timeoutSeconds: 10)
+        connection.write(
+            "POST /api/chat/sessions/\(session)/messages HTTP/1.1\r\nHost: x\r\n"
+                + "Authorization: Bearer \(user.token)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(2 << 20)\r\n\r\n{\"role\":\"user\",\"content\":\"")
+        let answer = try #require(connection.readResponse(), "no answer before the body")
+        #expect(answer.status == 413)
+
+        let piece = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+        var failures: [Int32] = []
+        for _ in 0..<24 {
+            let failure = connection.send(piece)
+            if failure != 0 { failures.append(failure) }
+            usleep(10_000)
+        }
+        #expect(failures.isEmpty, "sending the rest of the body failed: errno \(failures)")
+        #expect(connection.isClosedByPeer(), "the socket was reset, not closed after the answer")
+        #expect(try cluster.get("/api/chat/sessions/\(session)/messages", user).items.isEmpty)
+    }
+
     /// A field, where it is written and where it is read back.
     struct Field {
         let label: String

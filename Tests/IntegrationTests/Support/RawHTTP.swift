@@ -29,15 +29,19 @@ final class RawConnection {
 
     func write(_ text: String) { write(Array(text.utf8)) }
 
-    func write(_ bytes: [UInt8]) {
+    func write(_ bytes: [UInt8]) { _ = send(bytes) }
+
+    /// Sends all of `bytes`; the errno of the send that failed (EPIPE, ECONNRESET), else 0.
+    func send(_ bytes: [UInt8]) -> Int32 {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes {
                 Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
-            if sent <= 0 { return }
+            if sent <= 0 { return sent < 0 ? errno : EPIPE }
             offset += sent
         }
+        return 0
     }
 
     /// Reads one response (headers and a Content-Length body); nil when the peer closed first.
