@@ -176,7 +176,21 @@ struct ChatSettingsHandlers: Sendable {
         let user = try command.requireUser()
         _ = try QueryReader(command, pathParams: [], allowed: [])
         let stored = try settings.findOne(["userId": .objectId(user)])
-        return Reply(status: 200, ChatSettingsRules.render(stored, user: user))
+        return Reply(status: 200, try render(stored, user: user))
+    }
+
+    /// The answer for a stored document. Favorites list only actions still usable: one
+    /// deleted or deactivated since it was chosen is left out (the stored list keeps it until
+    /// the next save of the favorites).
+    private func render(_ stored: Document?, user: ObjectId) throws -> Document {
+        var out = ChatSettingsRules.render(stored, user: user)
+        guard var quick = out["quickActions"]?.documentValue,
+            let favorites = quick["favorites"]?.arrayValue, !favorites.isEmpty
+        else { return out }
+        let ids = favorites.compactMap(\.stringValue)
+        quick["favorites"] = .array(try quickActions.usable(ids, by: user).map { .string($0) })
+        out["quickActions"] = .document(quick)
+        return out
     }
 
     /// One atomic update of the caller's document; on a first save, an insert of the whole
@@ -187,7 +201,6 @@ struct ChatSettingsHandlers: Sendable {
         let user = try command.requireUser()
         _ = try QueryReader(command, pathParams: [], allowed: [])
         let change = try ChatSettingsRules.change(from: try command.jsonBody())
-        // TODO: a favorite whose action is deleted later stays listed until the next PUT.
         if let favorites = change.favorites {
             try quickActions.requireUsable(favorites, by: user, field: "quickActions.favorites")
         }
@@ -197,7 +210,7 @@ struct ChatSettingsHandlers: Sendable {
         }
         guard !change.isEmpty else { return try get(command) }
         let stored = try save(change, user: user, now: Timestamp.now())
-        return Reply(status: 200, ChatSettingsRules.render(stored, user: user))
+        return Reply(status: 200, try render(stored, user: user))
     }
 
     private func save(

@@ -118,9 +118,9 @@ struct QuickActionHandlers: Sendable {
         return try actions.insertMany(documents, ordered: false)
     }
 
-    /// 400 naming `field` unless every id names an active action the user can see.
-    func requireUsable(_ ids: [String], by user: ObjectId, field: String) throws {
-        guard !ids.isEmpty else { return }
+    /// The ids, in their order, that name an active action the user can see.
+    func usable(_ ids: [String], by user: ObjectId) throws(MongoError) -> [String] {
+        guard !ids.isEmpty else { return [] }
         let found = try actions.find(
             [
                 "actionId": ["$in": .array(ids.map { .string($0) })],
@@ -128,6 +128,12 @@ struct QuickActionHandlers: Sendable {
             ],
             projection: ["actionId": 1, "_id": 0])
         let known = Set(found.compactMap { $0["actionId"]?.stringValue })
+        return ids.filter { known.contains($0) }
+    }
+
+    /// 400 naming `field` unless every id names an active action the user can see.
+    func requireUsable(_ ids: [String], by user: ObjectId, field: String) throws {
+        let known = Set(try usable(ids, by: user))
         let missing = ids.filter { !known.contains($0) }
         if !missing.isEmpty {
             throw APIError.invalid(

@@ -208,6 +208,25 @@ struct SettingsTests {
         #expect(try storedCount(other) == 0)
     }
 
+    @Test func aDeletedFavoriteIsNoLongerListed() throws {
+        let user = cluster.newUser()
+        let created = try cluster.post(
+            "/api/chat/quick-actions", user,
+            #"{"label":"Gone","prompt":"Do: ","category":"General","icon":"StarIcon"}"#)
+        let gone = try #require(created["actionId"]?.stringValue)
+        let saved = try cluster.put(
+            "/api/chat/settings", user,
+            #"{"quickActions":{"favorites":["\#(gone)","summarize"]}}"#)
+        #expect(saved.document?.value(at: "quickActions.favorites") == [.string(gone), "summarize"])
+
+        #expect(try cluster.delete("/api/chat/quick-actions/\(gone)", user).status == 200)
+        let read = try cluster.get("/api/chat/settings", user)
+        #expect(read.document?.value(at: "quickActions.favorites") == ["summarize"])
+        let other = try cluster.put("/api/chat/settings", user, #"{"theme":"dark"}"#)
+        #expect(other.document?.value(at: "quickActions.favorites") == ["summarize"])
+        #expect(other["theme"] == "dark")
+    }
+
     @Test func concurrentFirstSavesGiveOneDocument() throws {
         let user = cluster.newUser()
         let bodies = [
