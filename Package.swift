@@ -90,7 +90,9 @@ let package = Package(
 
         .testTarget(
             name: "UnitTests",
-            dependencies: ["Core", "JSONKit", "Crypt", "Bus", "Settings", "Providers", "MongoKit"],
+            dependencies: [
+                "Core", "JSONKit", "Crypt", "Bus", "Settings", "Providers", "MongoKit", "RedisKit",
+            ],
             path: "Tests/UnitTests"
         ),
         .testTarget(

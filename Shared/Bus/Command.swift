@@ -48,21 +48,23 @@ public struct Command: Sendable {
         self.deadline = deadline
     }
 
-    /// The stream entry's field-value pairs, readable with `XRANGE`.
+    /// The stream entry's field-value pairs, readable with `XRANGE`. A field at its default
+    /// (no user, role `user`, no parameters, no body, not keyed) is left out: a ping then
+    /// carries 6 fields instead of 10, which the gateway, Redis and the service all handle.
     public var fields: [RedisArgument] {
-        var paramsJSON: [UInt8] = [0x7B, 0x7D]
+        var fields: [RedisArgument] = [
+            "id", RedisArgument(id), "rid", RedisArgument(requestId), "type", RedisArgument(type),
+        ]
+        if let userId { fields += ["user", RedisArgument(userId.hex)] }
+        if role != "user" { fields += ["role", RedisArgument(role)] }
         if !params.isEmpty {
             let paramsDoc = Document(
                 params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
-            paramsJSON = JSONWriter.bytes(.document(paramsDoc))
+            fields += ["params", RedisArgument(JSONWriter.bytes(.document(paramsDoc)))]
         }
-        var fields: [RedisArgument] = [
-            "id", RedisArgument(id), "rid", RedisArgument(requestId), "type", RedisArgument(type),
-            "user", RedisArgument(userId?.hex ?? ""), "role", RedisArgument(role),
-            "params", RedisArgument(paramsJSON), "body", RedisArgument(body),
-            "reply", RedisArgument(replyKey), "deadline", RedisArgument(deadline),
-            "keyed", keyed ? "1" : "0",
-        ]
+        if !body.isEmpty { fields += ["body", RedisArgument(body)] }
+        fields += ["reply", RedisArgument(replyKey), "deadline", RedisArgument(deadline)]
+        if keyed { fields += ["keyed", "1"] }
         if let chunkKey { fields += ["chunks", RedisArgument(chunkKey)] }
         return fields
     }
