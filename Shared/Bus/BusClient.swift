@@ -52,7 +52,7 @@ public final class BusClient: @unchecked Sendable {
     let maxBacklog: Int
     private let backlog = Mutex<[String: Int64]>([:])
     private let queue = WorkQueue<Outgoing>()
-    private let waiting = Mutex<[String: Waiting]>([:])
+    private let waiting = PlainLock<[String: Waiting]>([:])
     private let stopping = Atomic<Bool>(false)
     public let redisUp = Atomic<Bool>(true)
 

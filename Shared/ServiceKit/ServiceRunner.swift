@@ -225,7 +225,7 @@ public final class ServiceRunner: @unchecked Sendable {
     /// worker that queues an answer while nobody writes becomes the writer and writes what has
     /// gathered, so a reply costs no hand-off to another thread; answers queued meanwhile go
     /// out in its next batch. The flusher thread only picks up what a failed write left.
-    private let unsent = Mutex(UnsentAnswers())
+    private let unsent = PlainLock(UnsentAnswers())
 
     struct UnsentAnswers {
         var answers: [Answer] = []
