@@ -35,13 +35,7 @@ do {
 logger.info("listening", [.port: String(config.port)])
 
 let shutdown = DispatchSemaphore(value: 0)
-let signalSources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-    signal(number, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-    source.setEventHandler { shutdown.signal() }
-    source.resume()
-    return source
-}
+TerminationSignal.shared.onReceipt { shutdown.signal() }
 shutdown.wait()
 logger.info("draining", [.count: String(gateway.bus.inFlight)])
 server.quiesce()

@@ -103,13 +103,7 @@ public final class ServiceRunner: @unchecked Sendable {
 
     /// Starts the workers and blocks until SIGTERM or SIGINT, then drains and returns.
     public func run() {
-        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in self?.stop() }
-            source.resume()
-            return source
-        }
+        TerminationSignal.shared.onReceipt { [weak self] in self?.stop() }
         let metricsServer = startMetricsServer()
         logger.info(
             "consuming",
@@ -134,7 +128,6 @@ public final class ServiceRunner: @unchecked Sendable {
             usleep(50_000)
         }
         metricsServer?.stop()
-        _ = signals
         logger.info("stopped", [.stream: stream])
     }
 

@@ -147,6 +147,22 @@ struct FaultTests {
         #expect(try eventually(seconds: 5) { try pending() == 0 })
     }
 
+    /// The sessions service runs two runners, and each used to set up SIGTERM itself: when the
+    /// second did so after the first, the process ignored SIGTERM for good. Stopping right
+    /// after the start is when that showed.
+    @Test func everyServiceStopsOnSIGTERMRightAfterItStarts() throws {
+        let services = ["sessions", "settings", "feedback", "canvas"]
+        for start in 1...3 {
+            let cluster = try Cluster(services: services)
+            defer { cluster.shutdown() }
+            for service in services + ["gateway"] {
+                #expect(
+                    cluster.terminate(service, within: 15),
+                    "\(service) still ran 15 s after SIGTERM (start \(start))")
+            }
+        }
+    }
+
     @Test func sigtermDrainsAndExitsCleanly() throws {
         let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
         defer { cluster.shutdown() }

@@ -259,6 +259,17 @@ final class Cluster: @unchecked Sendable {
         if signal == SIGKILL || signal == SIGTERM { processes.withLock { $0[name] = [] } }
     }
 
+    /// Sends SIGTERM to every process of `name` and waits for them to exit; false, and each
+    /// one left is killed, if any is still running after `seconds`.
+    func terminate(_ name: String, within seconds: Double) -> Bool {
+        let list = processes.withLock { $0[name] ?? [] }
+        for process in list where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let exited = eventually(seconds: seconds) { list.allSatisfy { !$0.isRunning } }
+        for process in list where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        processes.withLock { $0[name] = [] }
+        return exited
+    }
+
     func send(_ name: String, signal: Int32) {
         for pid in pids(name) { kill(pid, signal) }
     }
