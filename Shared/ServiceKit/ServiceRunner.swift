@@ -17,6 +17,10 @@ public struct BusConfig: Sendable {
     public let consumerIdleLimitMs: Int
     public let metricsPort: Int
     public let consumer: String
+    /// At shutdown, how long replies that cannot be written (Redis gone) are retried before
+    /// the process exits without them. Their commands stay unacknowledged, so another
+    /// consumer claims them and the ledger answers with the stored result.
+    public let drainLimitMs: Int
     /// Commands read ahead per worker (the local queue holds `workers` times this); 1 for slow
     /// commands, so that few wait in this process while other replicas could take them.
     public var queuePerWorker = 8
@@ -30,6 +34,7 @@ public struct BusConfig: Sendable {
         maxDeliveries = max(1, env.int("MAX_DELIVERIES", 5))
         consumerIdleLimitMs = max(60_000, env.int("CONSUMER_IDLE_LIMIT_MS", 3_600_000))
         metricsPort = env.int("METRICS_PORT", 0)
+        drainLimitMs = max(0, env.int("DRAIN_LIMIT_MS", 8000))
         let host = ProcessInfo.processInfo.hostName
         let replica = env.string("REPLICA", "")
         let stable = replica.isEmpty ? "\(service)-\(host)" : "\(service)-\(host)-\(replica)"
@@ -432,6 +437,7 @@ public final class ServiceRunner: @unchecked Sendable {
     /// Retries answers a failed write left queued (a write is never dropped), and at shutdown
     /// returns once the workers have stopped and every answer is written.
     private func flusherLoop() {
+        var doneSince: Int64?
         while true {
             // Read before looking at the queue: a worker that finishes after this has queued its
             // answer first, so the next round still sees it.
@@ -446,6 +452,17 @@ public final class ServiceRunner: @unchecked Sendable {
                 return (batch, batch.isEmpty)
             }
             if settled && workersDone { return }
+            if workersDone, batch.isEmpty {
+                let since = doneSince ?? now
+                doneSince = since
+                if now - since >= Int64(config.drainLimitMs) {
+                    let left = unsent.withLock { $0.answers.count }
+                    logger.error(
+                        "exiting with replies unwritten; their commands stay pending for others",
+                        [.stream: stream, .count: String(left)])
+                    return
+                }
+            }
             if batch.isEmpty {
                 usleep(50_000)
                 continue

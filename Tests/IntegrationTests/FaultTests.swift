@@ -163,6 +163,32 @@ struct FaultTests {
         }
     }
 
+    /// A reply that cannot be written at shutdown (Redis is gone) is given up after
+    /// `DRAIN_LIMIT_MS`: its command stays pending for another consumer, and the process exits
+    /// instead of retrying for ever.
+    @Test func aServiceWhoseRedisIsGoneStillStopsOnSIGTERM() throws {
+        let cluster = try Cluster(services: ["sessions"], environment: ["DRAIN_LIMIT_MS": "1000"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        _ = try cluster.createSession(user)
+        cluster.send("mongo", signal: SIGSTOP)
+        DispatchQueue.global().async {
+            _ = try? cluster.post("/api/chat/sessions", user, #"{"name":"stuck"}"#)
+        }
+        let redis = cluster.redis()
+        let delivered = eventually(seconds: 10) {
+            let pending = try? redis.run(["XPENDING", "uc:cmd:sessions", "sessions"])
+            return (pending?.array?.first?.integer ?? 0) > 0
+        }
+        #expect(delivered, "the create never reached the service")
+
+        try cluster.stop("redis", signal: SIGKILL)
+        cluster.send("mongo", signal: SIGCONT)
+        usleep(500_000)
+        #expect(cluster.terminate("sessions", within: 15), "sessions hung at shutdown")
+        #expect(cluster.log("sessions").contains("exiting with replies unwritten"))
+    }
+
     @Test func sigtermDrainsAndExitsCleanly() throws {
         let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
         defer { cluster.shutdown() }
