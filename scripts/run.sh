@@ -14,7 +14,8 @@ mkdir -p "$RUN_DIR/redis" "$RUN_DIR/mongo"
 REDIS_PORT=${REDIS_PORT:-6379}
 MONGO_PORT=${MONGO_PORT:-27017}
 export PORT=${PORT:-8080}
-pids=()
+pids=()     # redis-server and the stand-in, stopped last
+apps=()     # the services and the gateway, stopped first
 
 port_in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 require_free_port() { # PORT WHAT
@@ -30,13 +31,19 @@ require_free_port "$PORT" "PORT, the gateway"
 stop_all() {
   trap - INT TERM EXIT
   echo "stopping..."
+  # The gateway and the services first, so they can still acknowledge and answer what they
+  # hold; Redis and the stand-in once they have exited.
+  for pid in "${apps[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${apps[@]}"; do wait "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop_all INT TERM EXIT
 
+# Redis and the stand-in run in their own sessions, so that a Ctrl-C, which the terminal sends
+# to every process of this one, stops them only after the services (stop_all).
 if [ -z "${REDIS_URL:-}" ]; then
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
+  setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" \
     --appendonly yes --appendfsync everysec --save "" --daemonize no \
     --logfile "$RUN_DIR/redis/redis.log" &
   pids+=($!)
@@ -45,7 +52,7 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 if [ -z "${MONGODB_URI:-}" ]; then
-  .venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
+  setsid .venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
     --log-file "$RUN_DIR/mongo/nx.log" --pid-file "$RUN_DIR/mongo/nx.pid" >/dev/null 2>&1 &
   STANDIN=$!
   pids+=($STANDIN)
@@ -62,12 +69,12 @@ for service in sessions settings feedback canvas; do
   grep -q "\"$service\"" Shared/Bus/Routes*.swift || continue
   for i in $(seq "$count"); do
     CONSUMER_NAME="$service-$(hostname)-$i" "$BIN/$service" &
-    pids+=($!)
+    apps+=($!)
   done
 done
 
 "$BIN/gateway" &
-pids+=($!)
+apps+=($!)
 
 cat <<MSG
 
