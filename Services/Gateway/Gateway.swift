@@ -86,7 +86,7 @@ final class Gateway: @unchecked Sendable {
         let cors = corsHeaders(request)
         let responder = HeaderAddingResponder(plain, headers: cors)
         if request.method == "OPTIONS" {
-            return responder.respond(HTTPResponse(status: cors.isEmpty ? 405 : 204, body: []))
+            return responder.respond(optionsAnswer(request.path, cors: cors))
         }
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
@@ -121,6 +121,18 @@ final class Gateway: @unchecked Sendable {
         } catch {
             counted.respond(.error(error))
         }
+    }
+
+    /// A CORS preflight from an allowed origin gets 204; any other `OPTIONS` the same JSON
+    /// error as another method the route does not take (405 naming the methods, or 404).
+    private func optionsAnswer(_ path: String, cors: [(String, String)]) -> HTTPResponse {
+        guard cors.isEmpty else { return HTTPResponse(status: 204, body: []) }
+        guard case .wrongMethod(let allowed) = Routes.lookup(method: "OPTIONS", path: path) else {
+            return .error(.notFound("route"))
+        }
+        var response = HTTPResponse.error(.methodNotAllowed(allowed))
+        response.headers.append(("Allow", allowed.joined(separator: ", ")))
+        return response
     }
 
     /// `MAX_UPLOAD_BYTES` for routes that take files, `MAX_BODY_BYTES` for the rest.

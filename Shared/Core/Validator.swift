@@ -10,12 +10,15 @@ public struct Validator {
     public init(_ body: Document, allowed: Set<String>, prefix: String = "") {
         self.body = body
         self.prefix = prefix
-        for key in body.keys where !allowed.contains(key) {
+        let unsafePath = Validator.unsafeKeyPath(in: .document(body), at: prefix)
+        // A key that cannot be stored is named for that alone, not also as an unknown field.
+        for key in body.keys where !allowed.contains(key) && name(key) != unsafePath {
             errors.append(FieldError(name(key), "unknown field"))
         }
-        if let path = Validator.unsafeKeyPath(in: .document(body), at: prefix) {
+        if let unsafePath {
             errors.append(
-                FieldError(path, "keys must not be empty, start with '$' or contain '.' or NUL"))
+                FieldError(
+                    unsafePath, "keys must not be empty, start with '$' or contain '.' or NUL"))
         }
     }
 
@@ -25,7 +28,10 @@ public struct Validator {
         errors.append(FieldError(name(key), message))
     }
 
-    public mutating func merge(_ other: Validator) { errors += other.errors }
+    /// Adds a nested validator's problems; one the outer check already named is not repeated.
+    public mutating func merge(_ other: Validator) {
+        for error in other.errors where !errors.contains(error) { errors.append(error) }
+    }
 
     public func has(_ key: String) -> Bool { body[key] != nil }
 

@@ -187,6 +187,11 @@ struct HostileInputTests {
             token: user.token, body: text)
         #expect(result.status == 400, "\(body) -> \(result.status) \(result.text)")
         #expect(result.errorCode == "validation_failed")
+        let details = (result.document?.value(at: "error.details")?.arrayValue ?? []).map {
+            ($0.documentValue?["field"]?.stringValue ?? "")
+                + ": " + ($0.documentValue?["message"]?.stringValue ?? "")
+        }
+        #expect(Set(details).count == details.count, "a problem named twice: \(result.text)")
         #expect(try stored(user) == before)
         #expect(try cluster.get("/api/chat/settings", user).text == settingsBefore)
         let messages = try cluster.get("/api/chat/sessions/\(session)/messages", user).items

@@ -32,6 +32,12 @@ struct LimitsTests {
             shared, "GET", "/api/chat/sessions", token: user.token,
             headers: ["Origin": "https://app.example"])
         #expect(plain.headers["access-control-allow-origin"] == nil)
+        let noPreflight = try HTTPClient.send(shared, "OPTIONS", "/api/chat/sessions")
+        #expect(noPreflight.status == 405)
+        #expect(noPreflight.errorCode == "method_not_allowed")
+        #expect(noPreflight.headers["allow"] == "GET, POST")
+        let nowhere = try HTTPClient.send(shared, "OPTIONS", "/api/nothing/here")
+        #expect(nowhere.status == 404 && nowhere.errorCode == "not_found")
 
         let cluster = try Cluster(
             services: ["sessions"], environment: ["CORS_ORIGINS": "https://app.example"])
