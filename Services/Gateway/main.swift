@@ -4,7 +4,7 @@ import HTTPKit
 
 let config = GatewayConfig()
 let logger = Logger(service: "gateway")
-logger.info("starting", [.url: config.summary])
+logger.info("starting", [.config: config.summary])
 if config.usingDevelopmentSecret {
     logger.warning("JWT_SECRET is not set; using the fixed development secret")
 }

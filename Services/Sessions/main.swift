@@ -8,7 +8,7 @@ let environment = Environment()
 let logger = Logger(service: "sessions")
 let busConfig = BusConfig(service: "sessions", environment: environment)
 let mongoURI = environment.string("MONGODB_URI", "mongodb://127.0.0.1:27017/universal_chat")
-logger.info("starting", [.url: "redis=\(busConfig.redis) workers=\(busConfig.workers)"])
+logger.info("starting", [.config: "redis=\(busConfig.redis) workers=\(busConfig.workers)"])
 
 let pool: MongoPool
 do {
@@ -44,7 +44,7 @@ let handlers = SessionHandlers(
     agents: pool.collection("agents"))
 let recount = StatsRecount(sessions: sessions, interactions: interactions)
 let replyConfig = ReplyConfig(environment)
-logger.info("replies", [.url: replyConfig.summary])
+logger.info("replies", [.config: replyConfig.summary])
 let responder = Responder(
     sessions: sessions, interactions: interactions, agents: pool.collection("agents"),
     messages: messages, config: replyConfig,

@@ -31,6 +31,7 @@ public enum LogLevel: Int, Sendable, Comparable {
 /// The fixed field keys every log line may carry.
 public enum LogField: String, Sendable {
     case stream, command, request, type, consumer, error, status, route, user, count, port, url
+    case config
 }
 
 /// The one logger: a JSON object per line on standard error, with the service name on each.
