@@ -9,7 +9,8 @@ let logger = Logger(service: "canvas")
 let busConfig = BusConfig(service: "canvas", environment: environment)
 let config = CanvasConfig(environment)
 logger.info(
-    "starting", [.config: "redis=\(busConfig.redis) workers=\(busConfig.workers) \(config.summary)"])
+    "starting", [.config: "redis=\(busConfig.redis) workers=\(busConfig.workers) \(config.summary)"]
+)
 
 let pool: MongoPool
 do {
