@@ -10,17 +10,30 @@ import Synchronization
 final class HeaderAddingResponder: @unchecked Sendable {
     private let inner: HTTPResponder
     private let headers: [(String, String)]
+    private let draining: DrainState
 
-    init(_ inner: HTTPResponder, headers: [(String, String)]) {
+    init(_ inner: HTTPResponder, headers: [(String, String)], draining: DrainState) {
         self.inner = inner
         self.headers = headers
+        self.draining = draining
     }
 
     func respond(_ response: HTTPResponse) {
         var copy = response
         copy.headers += headers
+        if draining.isOn { copy.headers.append(("Connection", "close")) }
         inner.respond(copy)
     }
+}
+
+/// Set once the gateway is shutting down: from then on every answer closes its connection, so
+/// a keep-alive client sends nothing more here and the requests in flight run out.
+final class DrainState: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    var isOn: Bool { flag.load(ordering: .acquiring) }
+
+    func turnOn() { flag.store(true, ordering: .releasing) }
 }
 
 /// Answers once and records the status and the time taken.
@@ -47,6 +60,7 @@ final class Gateway: @unchecked Sendable {
     let bus: BusClient
     let jwt: JWT
     let metrics = Metrics()
+    let draining = DrainState()
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
     private let verified = Mutex<[String: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
@@ -84,7 +98,7 @@ final class Gateway: @unchecked Sendable {
 
     func handle(_ request: HTTPRequest, _ plain: HTTPResponder) {
         let cors = corsHeaders(request)
-        let responder = HeaderAddingResponder(plain, headers: cors)
+        let responder = HeaderAddingResponder(plain, headers: cors, draining: draining)
         if request.method == "OPTIONS" {
             return responder.respond(optionsAnswer(request.path, cors: cors))
         }

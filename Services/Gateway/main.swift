@@ -38,12 +38,22 @@ let shutdown = DispatchSemaphore(value: 0)
 TerminationSignal.shared.onReceipt { shutdown.signal() }
 shutdown.wait()
 logger.info("draining", [.count: String(gateway.bus.inFlight)])
+gateway.draining.turnOn()
 server.quiesce()
+// A keep-alive client's next request may still be on its way when the last one in flight is
+// answered: stop once none has been waiting for a while (every answer now closes its connection).
 let graceEnd = Date().addingTimeInterval(Double(config.requestTimeoutMs) / 1000 + 1)
-while gateway.bus.inFlight > 0 && Date() < graceEnd {
+var idleSince: Date?
+while Date() < graceEnd {
+    if gateway.bus.inFlight > 0 {
+        idleSince = nil
+    } else if let since = idleSince, Date().timeIntervalSince(since) >= 0.3 {
+        break
+    } else if idleSince == nil {
+        idleSince = Date()
+    }
     usleep(20_000)
 }
-usleep(100_000)
 server.stop()
 gateway.bus.stop()
 logger.info("stopped")

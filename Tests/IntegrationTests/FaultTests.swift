@@ -189,6 +189,66 @@ struct FaultTests {
         #expect(cluster.log("sessions").contains("exiting with replies unwritten"))
     }
 
+    /// Keep-alive clients go on sending while the gateway drains. Every answer after SIGTERM
+    /// closes its connection, so the requests in flight run out: the gateway exits long before
+    /// its grace period ends, and no request is applied without its client getting the answer.
+    @Test func aDrainingGatewayClosesKeepAliveConnectionsAndLeavesNothingUnanswered() throws {
+        let cluster = try Cluster(
+            services: ["sessions"],
+            environment: ["REQUEST_TIMEOUT_MS": "20000", "RATE_LIMIT_WRITES": "0"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        let session = try cluster.createSession(user)
+        let answered = Atomic<Int>(0)
+        let closedByServer = Atomic<Int>(0)
+        let endings = Mutex<[String]>([])
+        let group = DispatchGroup()
+        for client in 0..<8 {
+            group.enter()
+            startThread(named: "client-\(client)") {
+                defer { group.leave() }
+                guard let connection = try? RawConnection(port: cluster.httpPort) else {
+                    endings.withLock { $0.append("client \(client): cannot connect") }
+                    return
+                }
+                let body = #"{"role":"user","content":"from client \#(client)"}"#
+                let request =
+                    "POST /api/chat/sessions/\(session)/messages HTTP/1.1\r\nHost: x\r\n"
+                    + "Authorization: Bearer \(user.token)\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                while true {
+                    let failure = connection.send(Array(request.utf8))
+                    guard failure == 0, let answer = connection.readResponse() else {
+                        let ending = "client \(client): send \(failure), no answer"
+                        endings.withLock { $0.append(ending) }
+                        return
+                    }
+                    if answer.status != 201 {
+                        endings.withLock { $0.append("client \(client): \(answer.status)") }
+                    }
+                    if answer.status == 201 { answered.add(1, ordering: .relaxed) }
+                    if answer.headers["connection"]?.lowercased() == "close" {
+                        closedByServer.add(1, ordering: .relaxed)
+                        return
+                    }
+                }
+            }
+        }
+        usleep(1_500_000)
+        let started = Date()
+        let exited = cluster.terminate("gateway", within: 30)
+        let took = Date().timeIntervalSince(started)
+        group.wait()
+
+        #expect(exited)
+        #expect(took < 10, "the gateway served keep-alive clients for \(took) s after SIGTERM")
+        #expect(closedByServer.load(ordering: .relaxed) == 8, "\(endings.withLock { $0 })")
+        let buckets = try cluster.mongo().collection("chatinteractions").find(
+            ["conversationId": .string(session)], projection: ["messages": 1])
+        let stored = buckets.reduce(0) { $0 + ($1["messages"]?.arrayValue?.count ?? 0) }
+        #expect(stored == answered.load(ordering: .relaxed), "applied without an answer")
+    }
+
     @Test func sigtermDrainsAndExitsCleanly() throws {
         let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
         defer { cluster.shutdown() }
