@@ -152,8 +152,9 @@ func deadLetters() {
         if positional[1] == "show" { return out(JSONWriter.string(doc)) }
         var replay: [RedisArgument] = ["XADD", .init(BusNames.commandStream(service)), "*"]
         let deadline = Timestamp.now().milliseconds + 30_000
-        for key in ["id", "rid", "type", "user", "role", "params", "body"] {
-            replay += [.init(key), .init(doc[key]?.stringValue ?? "")]
+        // Fields at their defaults are not on the entry (`Command.fields`); they stay off.
+        for key in ["id", "rid", "type", "user", "role", "params", "body", "keyed"] {
+            if let value = doc[key]?.stringValue { replay += [.init(key), .init(value)] }
         }
         replay += ["reply", .init(BusNames.replyKey("admin-replay")), "deadline", .init(deadline)]
         let added = run(replay)
