@@ -48,7 +48,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$MP") 2>/dev/null && break;
 
 export REDIS_URL="redis://127.0.0.1:$RP" MONGODB_URI="mongodb://127.0.0.1:$MP/contract"
 export JWT_SECRET=contract-test-secret PORT=$GP HOST=127.0.0.1 LOG_LEVEL=warning
-export REQUEST_TIMEOUT_MS=10000 BCRYPT_COST=4 RATE_LIMIT_WRITES=0
+export REQUEST_TIMEOUT_MS=10000 BCRYPT_COST=4 RATE_LIMIT_WRITES=0 RATE_LIMIT_ACCOUNTS=0
 for service in sessions settings feedback canvas; do
   CONSUMER_NAME="$service-contract" "$BIN/$service" 2>"$WORK/$service.log" &
   pids+=($!)

@@ -594,7 +594,8 @@ ERROR_TEXT = {
          "`message`)",
     502: "`respond: true`: every provider of the agent's chain failed (`provider_failed`, each "
          "attempt in `details`, the stored user message as `message`)",
-    429: "too many writes (or failed logins); see `Retry-After`",
+    429: "too many writes, registrations or logins from one address, or failed logins; "
+         "see `Retry-After`",
     503: "Redis or MongoDB unreachable, or the command stream is overloaded",
     504: "no answer before the request deadline",
 }

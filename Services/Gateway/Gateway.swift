@@ -61,6 +61,9 @@ final class Gateway: @unchecked Sendable {
     let jwt: JWT
     let metrics = Metrics()
     let draining = DrainState()
+    /// Routes without a token whose every call costs the settings service a bcrypt hash:
+    /// limited per client address (`RATE_LIMIT_ACCOUNTS`), or one address could starve it.
+    static let hashesPassword: Set<String> = ["auth.register", "auth.login"]
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
     private let verified = Mutex<[String: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
@@ -223,6 +226,11 @@ final class Gateway: @unchecked Sendable {
             limit = BusClient.RateLimit(
                 key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit,
                 windowMs: config.writeWindowMs)
+        }
+        if Gateway.hashesPassword.contains(route.type), config.accountLimit > 0 {
+            limit = BusClient.RateLimit(
+                key: "uc:rate:accounts:\(request.clientAddress)", limit: config.accountLimit,
+                windowMs: config.accountWindowMs)
         }
         if let long, long.streamed {
             command.chunkKey = ReplyChunks.key(command.requestId)

@@ -24,6 +24,9 @@ struct GatewayConfig {
     let gatewayId: String
     let writeLimit: Int
     let writeWindowMs: Int
+    /// Registrations and logins per client address and window: each costs a bcrypt hash.
+    let accountLimit: Int
+    let accountWindowMs: Int
     let corsOrigins: [String]
 
     static let developmentSecret = "universal-chat-development-secret-change-me"
@@ -48,6 +51,8 @@ struct GatewayConfig {
         gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
         writeLimit = max(0, env.int("RATE_LIMIT_WRITES", 1000))
         writeWindowMs = max(1000, env.int("RATE_LIMIT_WINDOW_MS", 10_000))
+        accountLimit = max(0, env.int("RATE_LIMIT_ACCOUNTS", 30))
+        accountWindowMs = max(1000, env.int("RATE_LIMIT_ACCOUNTS_WINDOW_MS", 60_000))
         corsOrigins = env.string("CORS_ORIGINS", "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }

@@ -7039,7 +7039,7 @@ enum OpenAPIDocument {
         }
       },
       "429": {
-        "description": "too many writes (or failed logins); see `Retry-After`",
+        "description": "too many writes, registrations or logins from one address, or failed logins; see `Retry-After`",
         "content": {
           "application/json": {
             "schema": {

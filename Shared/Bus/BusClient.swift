@@ -162,7 +162,7 @@ public final class BusClient: @unchecked Sendable {
                         let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
                         let seconds = String(max(1, (waitMs + 999) / 1000))
                         let refusal = APIError.tooManyRequests(
-                            "too many writes; retry after \(seconds) s")
+                            "too many requests; retry after \(seconds) s")
                         complete(
                             item.command.requestId,
                             with: Reply(

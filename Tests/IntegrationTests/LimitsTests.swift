@@ -25,6 +25,40 @@ struct LimitsTests {
             try cluster.post("/api/chat/sessions", calm, #"{"name":"other user"}"#).status == 201)
     }
 
+    /// Each registration and login costs the settings service a bcrypt hash, so one client
+    /// address gets `RATE_LIMIT_ACCOUNTS` of them per window; users with a token are not held up.
+    @Test func registrationsAndLoginsFromOneAddressAreLimited() throws {
+        let cluster = try Cluster(
+            services: ["settings"],
+            environment: [
+                "RATE_LIMIT_ACCOUNTS": "3", "RATE_LIMIT_ACCOUNTS_WINDOW_MS": "60000",
+                "BCRYPT_COST": "4",
+            ])
+        defer { cluster.shutdown() }
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        func register(_ index: Int) throws -> HTTPResult {
+            try cluster.post(
+                "/api/auth/register", nil,
+                json([
+                    "email": .string("limit-\(tag)-\(index)@example.com"), "name": "Limited",
+                    "password": "correct horse battery",
+                ]))
+        }
+        for index in 0..<3 { #expect(try register(index).status == 201) }
+        let refused = try register(3)
+        #expect(refused.status == 429)
+        #expect(refused.errorCode == "rate_limited")
+        #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 >= 1)
+        let login = try cluster.post(
+            "/api/auth/login", nil,
+            #"{"email":"limit-\#(tag)-0@example.com","password":"correct horse battery"}"#)
+        #expect(login.status == 429)
+
+        let users = try cluster.mongo().collection("users")
+        #expect(try users.find(["emailLower": .string("limit-\(tag)-3@example.com")]).isEmpty)
+        #expect(try cluster.get("/api/chat/settings", cluster.newUser()).status == 200)
+    }
+
     @Test func corsIsOffByDefaultAndAnswersAllowedOrigins() throws {
         let shared = try Cluster.sharedCluster()
         let user = shared.newUser()

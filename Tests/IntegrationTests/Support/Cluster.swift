@@ -235,6 +235,8 @@ final class Cluster: @unchecked Sendable {
             "LOG_LEVEL": "warning",
             "JWT_SECRET": Cluster.secret, "PORT": String(httpPort), "HOST": "127.0.0.1",
             "CONSUMER_NAME": "\(name)-test-\(replica)", "REQUEST_TIMEOUT_MS": "3000",
+            // Every test registers and logs in from 127.0.0.1; LimitsTests checks the limit.
+            "RATE_LIMIT_ACCOUNTS": "0",
         ]
         for (key, value) in extraEnvironment { env[key] = value }
         return env
