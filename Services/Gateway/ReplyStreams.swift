@@ -143,6 +143,13 @@ final class ReplyStream: @unchecked Sendable {
             if case .finished = current.phase { return }
             guard drained, let reply = current.reply, current.replyPass < pass else { return }
             if reply.status < 400 {
+                // Nothing was published: the ledger answered a repeated request with what the
+                // first one stored. Its stream still starts with the user's message.
+                if case .waiting = current.phase,
+                    let message = (try? JSONParser.parseObject(reply.body))?["message"]
+                {
+                    _ = write("message", JSONWriter.bytes(message), &current)
+                }
                 _ = write("done", reply.body, &current)
             } else {
                 var event = (try? JSONParser.parseObject(reply.body)) ?? Document()

@@ -114,11 +114,14 @@ struct AgentRepliesTests {
             json(["role": "user", "content": .string(content), "respond": true]), headers: headers)
     }
 
-    func stream(_ session: String, _ content: String) throws -> SSEClient {
+    func stream(_ session: String, _ content: String, headers: [String: String] = [:]) throws
+        -> SSEClient
+    {
         try SSEClient(
             port: cluster.httpPort, path: "/api/chat/sessions/\(session)/messages",
             token: user.token,
-            body: json(["role": "user", "content": .string(content), "respond": true]))
+            body: json(["role": "user", "content": .string(content), "respond": true]),
+            headers: headers)
     }
 
     func stored(_ session: String) throws -> [Document] {
@@ -377,6 +380,22 @@ struct AgentRepliesTests {
         #expect(done.value(at: "reply.metadata.provider")?.stringValue == "anthropic")
         #expect(done.value(at: "reply.metadata.tokensOut")?.intValue == 222)
         #expect(try stored(session).last?["content"]?.stringValue == text)
+    }
+
+    /// A streamed request repeated with its `Idempotency-Key` gets what the first one stored,
+    /// in the same shape: the user's message, then `done` with the reply; nothing runs twice.
+    @Test func aRepeatedStreamedRequestStartsWithTheStoredMessage() throws {
+        let session = try session(primary: ("anthropic", model("drip-20")))
+        let key = ["Idempotency-Key": "stream-\(UUID().uuidString)"]
+        let first = try stream(session, "Once", headers: key).all()
+        let again = try stream(session, "Once", headers: key).all()
+        #expect(first.first?.name == "message" && first.last?.name == "done")
+        #expect(again.map(\.name) == ["message", "done"])
+        #expect(again.first?.data == first.first?.data)
+        let firstDone = try JSONParser.parseObject(Array((first.last?.data ?? "").utf8))
+        let againDone = try JSONParser.parseObject(Array((again.last?.data ?? "").utf8))
+        #expect(againDone.value(at: "reply.messageId") == firstDone.value(at: "reply.messageId"))
+        #expect(try stored(session).count == 2)
     }
 
     @Test func openAIStreamsReportTheirUsage() throws {

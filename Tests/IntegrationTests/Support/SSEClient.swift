@@ -17,13 +17,15 @@ final class SSEClient {
     private(set) var status = 0
     private(set) var headers: [String: String] = [:]
 
-    init(port: Int, path: String, token: String, body: String, accept: String = "text/event-stream")
-        throws
-    {
+    init(
+        port: Int, path: String, token: String, body: String, accept: String = "text/event-stream",
+        headers: [String: String] = [:]
+    ) throws {
         connection = try RawConnection(port: port, timeoutSeconds: 30)
+        let extra = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
         connection.write(
             "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
-                + "Content-Type: application/json\r\nAccept: \(accept)\r\n"
+                + "Content-Type: application/json\r\nAccept: \(accept)\r\n\(extra)"
                 + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
         try readHead()
     }
