@@ -188,13 +188,21 @@ struct SettingsTests {
         #expect(cleared["model"] == .null)
     }
 
+    /// A custom quick action of `user`; its id.
+    private func createAction(_ user: TestUser, label: String) throws -> String {
+        let created = try cluster.post(
+            "/api/chat/quick-actions", user,
+            json([
+                "label": .string(label), "prompt": "Do: ", "category": "General",
+                "icon": "StarIcon",
+            ]))
+        return try #require(created["actionId"]?.stringValue)
+    }
+
     @Test func favoritesMayOnlyNameActionsTheUserCanUse() throws {
         let owner = cluster.newUser()
         let other = cluster.newUser()
-        let created = try cluster.post(
-            "/api/chat/quick-actions", owner,
-            #"{"label":"Mine","prompt":"Do: ","category":"General","icon":"StarIcon"}"#)
-        let mine = try #require(created["actionId"]?.stringValue)
+        let mine = try createAction(owner, label: "Mine")
         let own = try cluster.put(
             "/api/chat/settings", owner, #"{"quickActions":{"favorites":["summarize","\#(mine)"]}}"#
         )
@@ -210,10 +218,7 @@ struct SettingsTests {
 
     @Test func aDeletedFavoriteIsNoLongerListed() throws {
         let user = cluster.newUser()
-        let created = try cluster.post(
-            "/api/chat/quick-actions", user,
-            #"{"label":"Gone","prompt":"Do: ","category":"General","icon":"StarIcon"}"#)
-        let gone = try #require(created["actionId"]?.stringValue)
+        let gone = try createAction(user, label: "Gone")
         let saved = try cluster.put(
             "/api/chat/settings", user,
             #"{"quickActions":{"favorites":["\#(gone)","summarize"]}}"#)
