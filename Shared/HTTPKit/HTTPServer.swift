@@ -102,8 +102,9 @@ public final class HTTPServer: @unchecked Sendable {
 
     let config: HTTPServerConfig
     let handler: Handler
-    let lingering = LingeringCloser()
+    let lingering = LingeringCloser.shared
     private var daemon: OpaquePointer?
+    fileprivate let active = Atomic<Int>(0)
 
     public init(config: HTTPServerConfig, handler: @escaping Handler) {
         self.config = config
@@ -147,14 +148,23 @@ public final class HTTPServer: @unchecked Sendable {
         daemon = started
     }
 
+    /// Requests libmicrohttpd has started and not yet completed: uploading, waiting for their
+    /// answer (suspended), or sending it.
+    public var activeRequests: Int { active.load(ordering: .acquiring) }
+
+    /// Stops the server. libmicrohttpd aborts the process if a connection is still suspended,
+    /// so call it only once `activeRequests` is 0.
     public func stop() {
         if let daemon { MHD_stop_daemon(daemon) }
         daemon = nil
     }
 
-    /// Stops accepting new connections; requests in flight still get their answers.
+    /// Stops accepting new connections and closes the listening socket, so that new clients are
+    /// refused at once; requests in flight still get their answers.
     public func quiesce() {
-        if let daemon { _ = MHD_quiesce_daemon(daemon) }
+        guard let daemon else { return }
+        let listener = MHD_quiesce_daemon(daemon)
+        if listener >= 0 { close(listener) }
     }
 
     fileprivate func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
@@ -178,7 +188,7 @@ public final class HTTPServer: @unchecked Sendable {
 
 /// Per-request state between libmicrohttpd's calls: the body so far and the answer once ready.
 final class ConnectionContext: @unchecked Sendable {
-    enum Stage { case reading, dispatched, suspended, answered }
+    enum Stage { case reading, dispatched, suspended, answered, completed }
 
     let connection: OpaquePointer
     var body: [UInt8] = []
@@ -196,6 +206,9 @@ final class ConnectionContext: @unchecked Sendable {
 
     func markDispatched() { state.withLock { $0.0 = .dispatched } }
 
+    /// libmicrohttpd is done with the connection: a late answer must not resume it.
+    func markCompleted() { state.withLock { $0.0 = .completed } }
+
     /// Called by the access handler after dispatch: the response if it is already here,
     /// otherwise the connection is suspended until `deliver` resumes it.
     func responseOrSuspend() -> HTTPResponse? {
@@ -211,7 +224,7 @@ final class ConnectionContext: @unchecked Sendable {
 
     func deliver(_ response: HTTPResponse) {
         state.withLock { current in
-            guard current.1 == nil else { return }
+            guard current.1 == nil, current.0 != .completed else { return }
             current.1 = response
             if current.0 == .suspended { MHD_resume_connection(connection) }
             current.0 = .answered
@@ -254,6 +267,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     guard let existing = connectionState.pointee else {
         let context = ConnectionContext(connection: connection)
         connectionState.pointee = Unmanaged.passRetained(context).toOpaque()
+        server.active.add(1, ordering: .relaxed)
         let limit =
             server.config.bodyLimit?(
                 method.map { String(cString: $0) } ?? "GET", url.map { String(cString: $0) } ?? "/")
@@ -319,7 +333,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         server.handler(request, HTTPResponder(context: context))
         guard let response = context.responseOrSuspend() else { return .YES }
         return server.queue(response, on: connection)
-    case .dispatched, .suspended, .answered:
+    case .dispatched, .suspended, .answered, .completed:
         guard let response = context.takeResponse() else { return .YES }
         return server.queue(response, on: connection)
     }
@@ -340,15 +354,19 @@ private let unescape: Unescaper = { _, _, text in
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = {
-    cls, connection, connectionState, _ in
-    guard let connectionState, let existing = connectionState.pointee else { return }
+    cls, connection, connectionState, termination in
+    guard let connectionState, let existing = connectionState.pointee, let cls else { return }
     let context = Unmanaged<ConnectionContext>.fromOpaque(existing)
-    // The answer is out and the socket still open: libmicrohttpd closes it after this call.
-    if context.takeUnretainedValue().answeredEarly, let cls, let connection {
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    context.takeUnretainedValue().markCompleted()
+    // The answer is out and the socket still open: libmicrohttpd closes it after this call,
+    // having taken it out of its epoll set first (0.9.75), so a duplicate is safe to keep.
+    let sent = termination.rawValue == 0  // MHD_REQUEST_TERMINATED_COMPLETED_OK
+    if context.takeUnretainedValue().answeredEarly, sent, let connection {
         let socket = uc_mhd_connection_socket(connection)
-        let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
         if socket >= 0 { server.lingering.adopt(duplicateOf: socket) }
     }
+    server.active.subtract(1, ordering: .relaxed)
     context.release()
     connectionState.pointee = nil
 }

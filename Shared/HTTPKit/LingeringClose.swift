@@ -11,7 +11,10 @@ import Synchronization
 /// the descriptor keeps the socket open while this thread drains it: until the client closes,
 /// falls quiet for `quietLimit`, or `timeLimit` has passed since the answer.
 final class LingeringCloser: @unchecked Sendable {
+    /// One for the process: its thread starts with the first socket and then stays.
+    static let shared = LingeringCloser()
     /// Sockets drained at once; past this a socket is closed at once, as without lingering.
+    /// They are not counted in `HTTP_CONNECTION_LIMIT`, so the open-file limit needs room.
     static let capacity = 256
     static let timeLimit: UInt64 = 30_000_000_000
     static let quietLimit: UInt64 = 5_000_000_000
@@ -24,15 +27,18 @@ final class LingeringCloser: @unchecked Sendable {
 
     private let arrivals = Mutex<(descriptors: [Int32], started: Bool, count: Int)>(
         ([], false, 0))
-    private var wakeRead: Int32 = -1
-    private var wakeWrite: Int32 = -1
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
 
-    init() {
+    private init() {
         var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { return }
-        for end in ends {
-            _ = fcntl(end, F_SETFL, O_NONBLOCK)
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        if pipe(&ends) == 0 {
+            for end in ends {
+                _ = fcntl(end, F_SETFL, O_NONBLOCK)
+                _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            }
+        } else {
+            ends = [-1, -1]
         }
         wakeRead = ends[0]
         wakeWrite = ends[1]

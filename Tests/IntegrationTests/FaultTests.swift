@@ -249,6 +249,34 @@ struct FaultTests {
         #expect(stored == answered.load(ordering: .relaxed), "applied without an answer")
     }
 
+    /// A reply still being generated when the drain ends leaves its connection suspended, and
+    /// libmicrohttpd aborts the process if it is stopped so: the gateway must leave those to
+    /// the exit and still end cleanly.
+    @Test func aGatewayStoppedDuringALongReplyExitsCleanly() throws {
+        let cluster = try Cluster(
+            services: ["sessions"],
+            environment: [
+                "LOG_LEVEL": "info", "REQUEST_TIMEOUT_MS": "1000", "RESPOND_TIMEOUT_MS": "30000",
+                "OFFLINE_PIECE_DELAY_MS": "1000",
+            ])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        let session = try cluster.createSession(user)
+        let body = #"{"role":"user","content":"take your time","respond":true}"#
+        DispatchQueue.global().async {
+            _ = try? cluster.post("/api/chat/sessions/\(session)/messages", user, body)
+        }
+        let streamed = try SSEClient(
+            port: cluster.httpPort, path: "/api/chat/sessions/\(session)/messages",
+            token: user.token, body: body)
+        #expect(streamed.next()?.name == "message")
+
+        #expect(cluster.terminate("gateway", within: 15))
+        let log = cluster.log("gateway")
+        #expect(log.contains("exiting with requests unanswered"))
+        #expect(log.contains("\"stopped\""), "the gateway did not end cleanly: \(log.suffix(400))")
+    }
+
     @Test func sigtermDrainsAndExitsCleanly() throws {
         let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
         defer { cluster.shutdown() }
