@@ -9,7 +9,7 @@ let logger = Logger(service: "canvas")
 let busConfig = BusConfig(service: "canvas", environment: environment)
 let config = CanvasConfig(environment)
 logger.info(
-    "starting", [.config: "redis=\(busConfig.redis) workers=\(busConfig.workers) \(config.summary)"]
+    "starting", [.config: "\(busConfig.summary) \(config.summary)"]
 )
 
 let pool: MongoPool

@@ -8,7 +8,7 @@ let environment = Environment()
 let logger = Logger(service: "feedback")
 let busConfig = BusConfig(service: "feedback", environment: environment)
 let mongoURI = environment.string("MONGODB_URI", "mongodb://127.0.0.1:27017/universal_chat")
-logger.info("starting", [.config: "redis=\(busConfig.redis) workers=\(busConfig.workers)"])
+logger.info("starting", [.config: busConfig.summary])
 
 let pool: MongoPool
 do {

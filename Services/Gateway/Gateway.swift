@@ -63,7 +63,7 @@ final class Gateway: @unchecked Sendable {
     let draining = DrainState()
     /// Routes without a token whose every call costs the settings service a bcrypt hash:
     /// limited per client address (`RATE_LIMIT_ACCOUNTS`), or one address could starve it.
-    static let hashesPassword: Set<String> = ["auth.register", "auth.login"]
+    static let passwordHashingRoutes: Set<String> = ["auth.register", "auth.login"]
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
     private let verified = Mutex<[String: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
@@ -227,7 +227,7 @@ final class Gateway: @unchecked Sendable {
                 key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit,
                 windowMs: config.writeWindowMs)
         }
-        if Gateway.hashesPassword.contains(route.type), config.accountLimit > 0 {
+        if Gateway.passwordHashingRoutes.contains(route.type), config.accountLimit > 0 {
             limit = BusClient.RateLimit(
                 key: "uc:rate:accounts:\(request.clientAddress)", limit: config.accountLimit,
                 windowMs: config.accountWindowMs)

@@ -51,7 +51,7 @@ struct GatewayConfig {
         gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
         writeLimit = max(0, env.int("RATE_LIMIT_WRITES", 1000))
         writeWindowMs = max(1000, env.int("RATE_LIMIT_WINDOW_MS", 10_000))
-        accountLimit = max(0, env.int("RATE_LIMIT_ACCOUNTS", 30))
+        accountLimit = max(0, env.int("RATE_LIMIT_ACCOUNTS", 120))
         accountWindowMs = max(1000, env.int("RATE_LIMIT_ACCOUNTS_WINDOW_MS", 60_000))
         corsOrigins = env.string("CORS_ORIGINS", "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -64,6 +64,7 @@ struct GatewayConfig {
             + " maxBodyBytes=\(maxBodyBytes) maxUploadBytes=\(maxUploadBytes)"
             + " httpThreads=\(httpThreads)"
             + " gatewayId=\(gatewayId) writeLimit=\(writeLimit)/\(writeWindowMs)ms"
+            + " accountLimit=\(accountLimit)/\(accountWindowMs)ms"
             + " cors=\(corsOrigins.isEmpty ? "off" : corsOrigins.joined(separator: ","))"
     }
 }

@@ -11,7 +11,7 @@ let config = SettingsConfig(environment)
 let busConfig = BusConfig(service: "settings", environment: environment)
 logger.info(
     "starting",
-    [.config: "redis=\(busConfig.redis) workers=\(busConfig.workers) \(config.summary)"])
+    [.config: "\(busConfig.summary) \(config.summary)"])
 if config.usingDevelopmentSecret {
     logger.warning("JWT_SECRET is not set; using the fixed development secret")
 }

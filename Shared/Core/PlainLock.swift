@@ -20,6 +20,7 @@ public final class PlainLock<State>: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// Runs `body` with the value, the lock held.
     public func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

@@ -8,19 +8,26 @@ import Foundation
 /// that handler, and the process then ignored SIGTERM for good: the sessions service, which
 /// runs two runners, kept running after `kill` in two of four starts.
 public final class TerminationSignal: @unchecked Sendable {
+    /// The process's one instance.
     public static let shared = TerminationSignal()
 
     private let lock = NSLock()
     private var listeners: [@Sendable () -> Void] = []
     private var sources: [DispatchSourceSignal] = []
+    private var received = false
 
     private init() {}
 
-    /// Calls `listener` on every SIGTERM or SIGINT from now on.
+    /// Calls `listener` on every SIGTERM or SIGINT from now on, and at once if one came
+    /// already (a part that starts listening late must still stop).
     public func onReceipt(_ listener: @escaping @Sendable () -> Void) {
         lock.lock()
-        defer { lock.unlock() }
         listeners.append(listener)
+        if received {
+            lock.unlock()
+            return listener()
+        }
+        defer { lock.unlock() }
         guard sources.isEmpty else { return }
         sources = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
@@ -33,6 +40,7 @@ public final class TerminationSignal: @unchecked Sendable {
 
     private func notifyListeners() {
         lock.lock()
+        received = true
         let current = listeners
         lock.unlock()
         for listener in current { listener() }

@@ -44,6 +44,7 @@ public struct BusConfig: Sendable {
     public var summary: String {
         "redis=\(redis) workers=\(workers) consumer=\(consumer) claimIdleMs=\(claimIdleMs)"
             + " maxDeliveries=\(maxDeliveries) replyTTLms=\(replyTTLms) metricsPort=\(metricsPort)"
+            + " drainLimitMs=\(drainLimitMs)"
     }
 }
 
