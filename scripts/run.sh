@@ -20,7 +20,8 @@ apps=()     # the services and the gateway, stopped first
 port_in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 require_free_port() { # PORT WHAT
   if port_in_use "$1"; then
-    echo "port $1 ($2) is already in use: stop what listens there or choose another (see README)" >&2
+    echo "port $1 ($2) is already in use: stop what listens there or choose another" \
+      "(see README)" >&2
     exit 1
   fi
 }
@@ -28,14 +29,28 @@ require_free_port "$PORT" "PORT, the gateway"
 [ -z "${REDIS_URL:-}" ] && require_free_port "$REDIS_PORT" "REDIS_PORT"
 [ -z "${MONGODB_URI:-}" ] && require_free_port "$MONGO_PORT" "MONGO_PORT"
 
+# Waits up to 20 s for each PID to exit, then kills what is left.
+wait_for() {
+  local deadline=$((SECONDS + 20))
+  for pid in "$@"; do
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+      sleep 0.1
+    done
+  done
+}
+
 stop_all() {
-  trap - INT TERM EXIT
+  # A second Ctrl-C must not cut this short and leave Redis or the stand-in running.
+  trap '' INT
+  trap - TERM EXIT
   echo "stopping..."
   # The gateway and the services first, so they can still acknowledge and answer what they
   # hold; Redis and the stand-in once they have exited.
   for pid in "${apps[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${apps[@]}"; do wait "$pid" 2>/dev/null || true; done
+  wait_for "${apps[@]}"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait_for "${pids[@]}"
   wait 2>/dev/null || true
 }
 trap stop_all INT TERM EXIT
@@ -52,8 +67,9 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 if [ -z "${MONGODB_URI:-}" ]; then
-  setsid .venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/mongo" \
-    --log-file "$RUN_DIR/mongo/nx.log" --pid-file "$RUN_DIR/mongo/nx.pid" >/dev/null 2>&1 &
+  setsid .venv/bin/python scripts/standin.py --host 127.0.0.1 -p "$MONGO_PORT" \
+    --data-dir "$RUN_DIR/mongo" --log-file "$RUN_DIR/mongo/nx.log" \
+    --pid-file "$RUN_DIR/mongo/nx.pid" >/dev/null 2>&1 &
   STANDIN=$!
   pids+=($STANDIN)
   export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/universal_chat"
