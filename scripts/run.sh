@@ -15,7 +15,8 @@ REDIS_PORT=${REDIS_PORT:-6379}
 MONGO_PORT=${MONGO_PORT:-27017}
 export PORT=${PORT:-8080}
 pids=()     # redis-server and the stand-in, stopped last
-apps=()     # the services and the gateway, stopped first
+apps=()     # the services, stopped after the gateway
+gateway=""  # the gateway, stopped first so that it drains while the services still answer
 
 port_in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 require_free_port() { # PORT WHAT
@@ -45,13 +46,18 @@ stop_all() {
   trap '' INT
   trap - TERM EXIT
   echo "stopping..."
-  # The gateway and the services first, so they can still acknowledge and answer what they
-  # hold; Redis and the stand-in once they have exited.
+  # The gateway first, so the requests it drains still get answers; then the services, which
+  # can still acknowledge and answer what they hold; Redis and the stand-in once they exited.
+  if [ -n "$gateway" ]; then
+    kill -TERM "$gateway" 2>/dev/null || true
+    wait_for "$gateway"
+  fi
   for pid in "${apps[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait_for "${apps[@]}"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait_for "${pids[@]}"
   wait 2>/dev/null || true
+  exit 0
 }
 trap stop_all INT TERM EXIT
 
@@ -90,7 +96,7 @@ for service in sessions settings feedback canvas; do
 done
 
 "$BIN/gateway" &
-apps+=($!)
+gateway=$!
 
 cat <<MSG
 

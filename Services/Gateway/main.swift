@@ -55,6 +55,11 @@ while Date() < graceEnd {
     }
     usleep(20_000)
 }
+// A request that came in after the last look would wait for a bus that is stopping: it gets
+// a 503 at once instead, and what was already waiting has a moment to finish.
+server.refuseWaiting()
+let refuseEnd = Date().addingTimeInterval(1)
+while server.activeRequests > 0 && Date() < refuseEnd { usleep(20_000) }
 gateway.bus.stop()
 let unfinished = server.activeRequests
 if unfinished == 0 {

@@ -105,6 +105,18 @@ public final class HTTPServer: @unchecked Sendable {
     let lingering = LingeringCloser.shared
     private var daemon: OpaquePointer?
     fileprivate let active = Atomic<Int>(0)
+    fileprivate let refusing = Atomic<Bool>(false)
+
+    /// The answer to a request that would have to wait once `refuseWaiting` was called.
+    static var stoppingAnswer: HTTPResponse {
+        var response = HTTPResponse.error(.unavailable("the server is stopping; retry"))
+        response.headers.append(("Connection", "close"))
+        return response
+    }
+
+    /// From now on a request whose answer is not ready at once gets 503 instead of waiting,
+    /// so no connection can be suspended when `stop` runs.
+    public func refuseWaiting() { refusing.store(true, ordering: .releasing) }
 
     public init(config: HTTPServerConfig, handler: @escaping Handler) {
         self.config = config
@@ -211,9 +223,15 @@ final class ConnectionContext: @unchecked Sendable {
 
     /// Called by the access handler after dispatch: the response if it is already here,
     /// otherwise the connection is suspended until `deliver` resumes it.
-    func responseOrSuspend() -> HTTPResponse? {
+    func responseOrSuspend(refusing: Bool) -> HTTPResponse? {
         state.withLock { current -> HTTPResponse? in
             if let response = current.1 { return response }
+            if refusing {
+                // Stopping: a suspended connection would make libmicrohttpd abort at stop.
+                current.1 = HTTPServer.stoppingAnswer
+                current.0 = .answered
+                return current.1
+            }
             MHD_suspend_connection(connection)
             current.0 = .suspended
             return nil
@@ -331,7 +349,8 @@ private let accessHandler: MHD_AccessHandlerCallback = {
             headers: headers, body: context.body, clientAddress: clientAddress(connection))
         context.body = []
         server.handler(request, HTTPResponder(context: context))
-        guard let response = context.responseOrSuspend() else { return .YES }
+        let refusing = server.refusing.load(ordering: .acquiring)
+        guard let response = context.responseOrSuspend(refusing: refusing) else { return .YES }
         return server.queue(response, on: connection)
     case .dispatched, .suspended, .answered, .completed:
         guard let response = context.takeResponse() else { return .YES }
