@@ -33,7 +33,8 @@ let package = Package(
         .target(name: "MongoKit", dependencies: ["Core", "CMongoc"], path: "Shared/MongoKit"),
         .target(name: "HTTPKit", dependencies: ["Core", "CMicroHTTPD"], path: "Shared/HTTPKit"),
         .target(
-            name: "Providers", dependencies: ["Core", "JSONKit", "CCurl"], path: "Shared/Providers"),
+            name: "Providers", dependencies: ["Core", "JSONKit", "CCurl"],
+            path: "Shared/Providers"),
         .target(
             name: "Bus",
             dependencies: ["Core", "JSONKit", "Crypt", "RedisKit", "HTTPKit"],

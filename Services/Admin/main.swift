@@ -117,7 +117,8 @@ func status() {
                 + " oldestPendingAgeMs=\(doc["oldestPendingAgeMs"]?.intValue ?? 0)")
         for case .document(let consumer) in doc["consumers"]?.arrayValue ?? [] {
             out(
-                "    consumer \(consumer["name"]?.stringValue ?? "") pending=\(consumer["pending"]?.intValue ?? 0)"
+                "    consumer \(consumer["name"]?.stringValue ?? "")"
+                    + " pending=\(consumer["pending"]?.intValue ?? 0)"
                     + " idleMs=\(consumer["idleMs"]?.intValue ?? 0)")
         }
     }
@@ -139,7 +140,8 @@ func deadLetters() {
         for entry in entries {
             out(
                 "\(entry["entryId"]?.stringValue ?? "")  \(entry["type"]?.stringValue ?? "")"
-                    + "  command=\(entry["id"]?.stringValue ?? "")  error=\(entry["error"]?.stringValue ?? "")"
+                    + "  command=\(entry["id"]?.stringValue ?? "")"
+                    + "  error=\(entry["error"]?.stringValue ?? "")"
             )
         }
     case "show", "replay":
@@ -160,8 +162,8 @@ func deadLetters() {
         let added = run(replay)
         _ = run(["XDEL", .init(stream), .init(id)])
         out(
-            "replayed as \(added.text ?? "?") on \(BusNames.commandStream(service)); the reply lands on "
-                + BusNames.replyKey("admin-replay"))
+            "replayed as \(added.text ?? "?") on \(BusNames.commandStream(service));"
+                + " the reply lands on " + BusNames.replyKey("admin-replay"))
     default:
         fail(usage)
     }
@@ -195,7 +197,8 @@ func recount() {
         else { fail("the sessions service did not answer within 60 s") }
         guard reply.status == 200, let page = try? JSONParser.parseObject(reply.body) else {
             fail(
-                "sessions.recount answered \(reply.status): \(String(decoding: reply.body, as: UTF8.self))"
+                "sessions.recount answered \(reply.status): "
+                    + String(decoding: reply.body, as: UTF8.self)
             )
         }
         checked += page["checked"]?.intValue ?? 0

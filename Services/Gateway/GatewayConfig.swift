@@ -59,7 +59,8 @@ struct GatewayConfig {
 
     /// The settings for the start-up log line, the secret masked.
     var summary: String {
-        "host=\(host) port=\(port) redis=\(redisURL) jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
+        "host=\(host) port=\(port) redis=\(redisURL)"
+            + " jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
             + " requestTimeoutMs=\(requestTimeoutMs) respondTimeoutMs=\(respondTimeoutMs)"
             + " maxBodyBytes=\(maxBodyBytes) maxUploadBytes=\(maxUploadBytes)"
             + " httpThreads=\(httpThreads)"

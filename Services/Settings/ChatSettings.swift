@@ -176,18 +176,22 @@ struct ChatSettingsHandlers: Sendable {
         let user = try command.requireUser()
         _ = try QueryReader(command, pathParams: [], allowed: [])
         let stored = try settings.findOne(["userId": .objectId(user)])
-        return Reply(status: 200, try render(stored, user: user))
+        return Reply(status: 200, try render(stored, user: user, checked: nil))
     }
 
     /// The answer for a stored document. Favorites list only actions still usable: one
     /// deleted or deactivated since it was chosen is left out (the stored list keeps it until
     /// the next save of the favorites).
-    private func render(_ stored: Document?, user: ObjectId) throws -> Document {
+    /// `checked`: favorites this request has just found usable, so they need no second lookup.
+    private func render(_ stored: Document?, user: ObjectId, checked: [String]?) throws
+        -> Document
+    {
         var out = ChatSettingsRules.render(stored, user: user)
         guard var quick = out["quickActions"]?.documentValue,
             let favorites = quick["favorites"]?.arrayValue, !favorites.isEmpty
         else { return out }
         let ids = favorites.compactMap(\.stringValue)
+        if let checked, checked == ids { return out }
         quick["favorites"] = .array(try quickActions.usable(ids, by: user).map { .string($0) })
         out["quickActions"] = .document(quick)
         return out
@@ -210,7 +214,7 @@ struct ChatSettingsHandlers: Sendable {
         }
         guard !change.isEmpty else { return try get(command) }
         let stored = try save(change, user: user, now: Timestamp.now())
-        return Reply(status: 200, try render(stored, user: user))
+        return Reply(status: 200, try render(stored, user: user, checked: change.favorites))
     }
 
     private func save(

@@ -81,7 +81,8 @@ public struct Validator {
         guard let number = value.strictNumber, number >= min, number <= max else {
             fail(
                 key,
-                "must be a number from \(Value.double(min).jsonText) to \(Value.double(max).jsonText)"
+                "must be a number from \(Value.double(min).jsonText)"
+                    + " to \(Value.double(max).jsonText)"
             )
             return nil
         }
