@@ -65,7 +65,7 @@ final class Gateway: @unchecked Sendable {
     /// limited per client address (`RATE_LIMIT_ACCOUNTS`), or one address could starve it.
     static let passwordHashingRoutes: Set<String> = ["auth.register", "auth.login"]
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
-    private let verified = Mutex<[String: TokenClaims]>([:])
+    private let verified = PlainLock<[String: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
     /// Relays streamed replies from Redis to their clients (`ReplyStreams.swift`).
     let relay: ReplyStreamRelay

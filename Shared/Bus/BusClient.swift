@@ -50,7 +50,7 @@ public final class BusClient: @unchecked Sendable {
     let address: RedisAddress
     let logger: Logger
     let maxBacklog: Int
-    private let backlog = Mutex<[String: Int64]>([:])
+    private let backlog = PlainLock<[String: Int64]>([:])
     private let queue = WorkQueue<Outgoing>()
     private let waiting = PlainLock<[String: Waiting]>([:])
     private let stopping = Atomic<Bool>(false)
