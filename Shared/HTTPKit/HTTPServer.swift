@@ -240,13 +240,17 @@ final class ConnectionContext: @unchecked Sendable {
 
     func takeResponse() -> HTTPResponse? { state.withLock { $0.1 } }
 
+    /// Resumes outside the lock: the resume wakes the connection's thread, which takes the lock
+    /// at once to read the response. A suspended connection is left alone by libmicrohttpd
+    /// until resumed, and only the first answer gets here, so nothing can change it meanwhile.
     func deliver(_ response: HTTPResponse) {
-        state.withLock { current in
-            guard current.1 == nil, current.0 != .completed else { return }
+        let wasSuspended = state.withLock { current -> Bool in
+            guard current.1 == nil, current.0 != .completed else { return false }
             current.1 = response
-            if current.0 == .suspended { MHD_resume_connection(connection) }
-            current.0 = .answered
+            defer { current.0 = .answered }
+            return current.0 == .suspended
         }
+        if wasSuspended { MHD_resume_connection(connection) }
     }
 }
 
