@@ -176,22 +176,31 @@ struct ChatSettingsHandlers: Sendable {
         let user = try command.requireUser()
         _ = try QueryReader(command, pathParams: [], allowed: [])
         let stored = try settings.findOne(["userId": .objectId(user)])
-        return Reply(status: 200, try render(stored, user: user, checked: nil))
+        return Reply(status: 200, try render(stored, for: command, checked: nil))
     }
 
     /// The answer for a stored document. Favorites list only actions still usable: one
     /// deleted or deactivated since it was chosen is left out (the stored list keeps it until
-    /// the next save of the favorites).
-    /// `checked`: favorites this request has just found usable, so they need no second lookup.
-    private func render(_ stored: Document?, user: ObjectId, checked: [String]?) throws
-        -> Document
-    {
+    /// the next save of the favorites). The default agent is `null` once the agent is deleted
+    /// or hidden from the caller; when the catalog does not answer, the stored one is shown.
+    /// `checked`: favorites and default agent this request has just found usable, so they need
+    /// no second lookup.
+    private func render(
+        _ stored: Document?, for command: Command, checked: ChatSettingsRules.Change?
+    ) throws -> Document {
+        let user = try command.requireUser()
         var out = ChatSettingsRules.render(stored, user: user)
+        if let agent = out["defaultAgent"]?.objectIdValue,
+            checked?.set["defaultAgent"]?.objectIdValue != agent,
+            agents.usability(of: agent, by: command) == .gone
+        {
+            out["defaultAgent"] = .null
+        }
         guard var quick = out["quickActions"]?.documentValue,
             let favorites = quick["favorites"]?.arrayValue, !favorites.isEmpty
         else { return out }
         let ids = favorites.compactMap(\.stringValue)
-        if let checked, checked == ids { return out }
+        if let checked = checked?.favorites, checked == ids { return out }
         quick["favorites"] = .array(try quickActions.usable(ids, by: user).map { .string($0) })
         out["quickActions"] = .document(quick)
         return out
@@ -208,13 +217,12 @@ struct ChatSettingsHandlers: Sendable {
         if let favorites = change.favorites {
             try quickActions.requireUsable(favorites, by: user, field: "quickActions.favorites")
         }
-        // TODO: an agent deleted or made private later stays the default until the next PUT.
         if let agent = change.set["defaultAgent"]?.objectIdValue {
             try agents.requireUsable(agent, by: command, field: "defaultAgent")
         }
         guard !change.isEmpty else { return try get(command) }
         let stored = try save(change, user: user, now: Timestamp.now())
-        return Reply(status: 200, try render(stored, user: user, checked: change.favorites))
+        return Reply(status: 200, try render(stored, for: command, checked: change))
     }
 
     private func save(

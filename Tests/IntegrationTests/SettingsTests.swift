@@ -188,6 +188,35 @@ struct SettingsTests {
         #expect(cleared["model"] == .null)
     }
 
+    @Test func aDefaultAgentDeletedOrHiddenLaterIsNoLongerShown() throws {
+        let admin = cluster.admin()
+        let user = cluster.newUser()
+        let hidden = try cluster.createAgent(admin)
+        let deleted = try cluster.createAgent(admin)
+        func choose(_ agent: String, as chooser: TestUser) throws {
+            let chosen = try cluster.put(
+                "/api/chat/settings", chooser, #"{"defaultAgent":"\#(agent)"}"#)
+            #expect(chosen.status == 200 && chosen["defaultAgent"]?.stringValue == agent)
+        }
+
+        try choose(hidden.id, as: user)
+        let made = try cluster.put("/api/agents/\(hidden.slug)", admin, #"{"isPublic":false}"#)
+        #expect(made.status == 200)
+        #expect(try cluster.get("/api/chat/settings", user)["defaultAgent"] == .null)
+        // The admin still sees the hidden agent, so it can stay their default.
+        try choose(hidden.id, as: admin)
+        let adminView = try cluster.get("/api/chat/settings", admin)
+        #expect(adminView["defaultAgent"]?.stringValue == hidden.id)
+
+        try choose(deleted.id, as: user)
+        #expect(try cluster.delete("/api/agents/\(deleted.slug)", admin).status == 200)
+        let after = try cluster.get("/api/chat/settings", user)
+        #expect(after.status == 200 && after["defaultAgent"] == .null)
+        // A PUT of another field answers the same way.
+        let changed = try cluster.put("/api/chat/settings", user, #"{"theme":"dark"}"#)
+        #expect(changed["theme"]?.stringValue == "dark" && changed["defaultAgent"] == .null)
+    }
+
     /// A custom quick action of `user`; its id.
     private func createAction(_ user: TestUser, label: String) throws -> String {
         let created = try cluster.post(
