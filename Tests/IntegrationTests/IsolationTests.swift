@@ -183,6 +183,8 @@ struct IsolationTests {
         return [404]
     }
 
+    /// Case C11: every id route, and every route naming an id in its body or query, checks
+    /// the owner; another user gets 404 and a missing or bad token 401.
     @Test func nobodyReadsOrChangesAnotherUsersResources() throws {
         let a = try Holdings.make(cluster, "a")
         let b = try Holdings.make(cluster, "b")

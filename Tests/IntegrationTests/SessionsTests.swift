@@ -236,6 +236,7 @@ struct SessionsTests {
         #expect(newest == (55..<105).map { "n\($0)" })
     }
 
+    /// Case C12: a walk of 25 sessions, a session moved mid-walk, 15 created at once.
     @Test func pagingNeitherSkipsNorRepeats() throws {
         let user = cluster.newUser()
         var created: [String] = []
@@ -266,6 +267,7 @@ struct SessionsTests {
         #expect(Set(all).count == 15)
     }
 
+    /// Case C12: limits out of range are refused, never widened or narrowed.
     @Test(arguments: ["0", "-1", "1000000", "abc", "1.5", ""])
     func outOfRangeLimitsAreRefused(limit: String) throws {
         let user = cluster.newUser()
