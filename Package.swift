@@ -23,8 +23,9 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Shared/CCrypt", pkgConfig: "libcrypt"),
         .systemLibrary(name: "CZip", path: "Shared/CZip", pkgConfig: "libzip"),
         .systemLibrary(name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl"),
+        .systemLibrary(name: "CSignal", path: "Shared/CSignal"),
 
-        .target(name: "Core", path: "Shared/Core"),
+        .target(name: "Core", dependencies: ["CSignal"], path: "Shared/Core"),
         .target(name: "JSONKit", dependencies: ["Core", "CJansson"], path: "Shared/JSONKit"),
         .target(
             name: "Crypt", dependencies: ["Core", "JSONKit", "COpenSSL", "CCrypt"],

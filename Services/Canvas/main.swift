@@ -4,6 +4,7 @@ import Foundation
 import MongoKit
 import ServiceKit
 
+TerminationSignal.shared.install()
 let environment = Environment()
 let logger = Logger(service: "canvas")
 let busConfig = BusConfig(service: "canvas", environment: environment)

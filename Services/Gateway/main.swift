@@ -2,6 +2,7 @@ import Core
 import Foundation
 import HTTPKit
 
+TerminationSignal.shared.install()
 let config = GatewayConfig()
 let logger = Logger(service: "gateway")
 logger.info("starting", [.config: config.summary])

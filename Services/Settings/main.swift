@@ -5,6 +5,7 @@ import Foundation
 import MongoKit
 import ServiceKit
 
+TerminationSignal.shared.install()
 let environment = Environment()
 let logger = Logger(service: "settings")
 let config = SettingsConfig(environment)

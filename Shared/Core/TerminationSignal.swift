@@ -1,48 +1,80 @@
-import Dispatch
+import CSignal
 import Foundation
 
-/// SIGTERM and SIGINT for the whole process, set up once however many parts listen.
+/// SIGTERM and SIGINT for the whole process, set up once however many parts listen; SIGPIPE
+/// is ignored, so a write to a socket whose peer is gone fails with `EPIPE` instead of
+/// killing the process.
 ///
-/// Each part used to ignore the signal and open its own dispatch source. A second
-/// `signal(SIGTERM, SIG_IGN)` that ran after libdispatch had installed its handler replaced
-/// that handler, and the process then ignored SIGTERM for good: the sessions service, which
-/// runs two runners, kept running after `kill` in two of four starts.
+/// A C handler writes each signal to a pipe and a `signals` thread reads it. This replaced
+/// libdispatch signal sources, which need the signal ignored first: one that came before
+/// libdispatch had installed its handler, in a service's first 20-40 ms, was dropped, and the
+/// service kept running after `kill`. Installing the handler is one `sigaction` call: before
+/// it the default action ends the process, after it the signal is forwarded.
 public final class TerminationSignal: @unchecked Sendable {
     /// The process's one instance.
     public static let shared = TerminationSignal()
 
     private let lock = NSLock()
     private var listeners: [@Sendable () -> Void] = []
-    private var sources: [DispatchSourceSignal] = []
+    private var installed = false
     private var received = false
 
     private init() {}
 
+    /// Sets the handlers up; call it first thing in `main`. Later calls do nothing.
+    /// Until a listener registers, SIGTERM and SIGINT still end the process at once.
+    public func install() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !installed else { return }
+        installed = true
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return }
+        let (reader, writer) = (ends[0], ends[1])
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        // A full pipe drops the byte rather than block the thread the signal interrupted.
+        _ = fcntl(writer, F_SETFL, fcntl(writer, F_GETFL) | O_NONBLOCK)
+        _ = uc_forward_termination_signals(writer)
+        startThread(named: "signals") { [unowned self] in self.readSignals(from: reader) }
+    }
+
     /// Calls `listener` on every SIGTERM or SIGINT from now on, and at once if one came
     /// already (a part that starts listening late must still stop).
     public func onReceipt(_ listener: @escaping @Sendable () -> Void) {
+        install()
         lock.lock()
         listeners.append(listener)
-        if received {
-            lock.unlock()
-            return listener()
-        }
-        defer { lock.unlock() }
-        guard sources.isEmpty else { return }
-        sources = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [unowned self] in self.notifyListeners() }
-            source.resume()
-            return source
+        let alreadyReceived = received
+        lock.unlock()
+        if alreadyReceived { listener() }
+    }
+
+    private func readSignals(from reader: Int32) {
+        var byte: UInt8 = 0
+        while true {
+            let count = read(reader, &byte, 1)
+            if count == 1 {
+                notifyListeners(of: Int32(byte))
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return
+            }
         }
     }
 
-    private func notifyListeners() {
+    /// With nobody listening yet (a service still starting up, waiting for MongoDB), the
+    /// signal does what it would have done without a handler: it ends the process.
+    private func notifyListeners(of number: Int32) {
         lock.lock()
         received = true
         let current = listeners
         lock.unlock()
+        guard !current.isEmpty else {
+            signal(number, SIG_DFL)
+            kill(getpid(), number)
+            return
+        }
         for listener in current { listener() }
     }
 }

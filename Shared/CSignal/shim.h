@@ -1,0 +1,43 @@
+/* SIGTERM and SIGINT forwarded to a pipe, for Core's TerminationSignal. The handler only
+ * write()s (async-signal-safe), so it is plain C rather than a Swift closure. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static inline int *uc_signal_pipe_writer(void) {
+    static int writer = -1;
+    return &writer;
+}
+
+static inline void uc_signal_forward(int number) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)number;
+    ssize_t written = write(*uc_signal_pipe_writer(), &byte, 1);
+    (void)written;
+    errno = saved;
+}
+
+/* Ignores SIGPIPE, and sends each SIGTERM and SIGINT to `writer` as one byte holding its
+ * number. sigaction replaces the default action in one step, so no signal is lost or
+ * ignored on the way. Both are then unblocked in the calling thread (and the threads it
+ * starts later): a parent may have spawned the process with every signal blocked, as
+ * Foundation's Process does from a thread that blocks them. 0 on success, -1 with errno. */
+static inline int uc_forward_termination_signals(int writer) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_IGN;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGPIPE, &action, NULL) != 0) return -1;
+    *uc_signal_pipe_writer() = writer;
+    action.sa_handler = uc_signal_forward;
+    action.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
+    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    sigset_t termination;
+    sigemptyset(&termination);
+    sigaddset(&termination, SIGTERM);
+    sigaddset(&termination, SIGINT);
+    return pthread_sigmask(SIG_UNBLOCK, &termination, NULL) == 0 ? 0 : -1;
+}
