@@ -182,7 +182,8 @@ struct ChatSettingsHandlers: Sendable {
     /// The answer for a stored document. Favorites list only actions still usable: one
     /// deleted or deactivated since it was chosen is left out (the stored list keeps it until
     /// the next save of the favorites). The default agent is `null` once the agent is deleted
-    /// or hidden from the caller; when the catalog does not answer, the stored one is shown.
+    /// or hidden from the caller; when the catalog does not answer at once, the stored one is
+    /// shown.
     /// `checked`: favorites and default agent this request has just found usable, so they need
     /// no second lookup.
     private func render(
@@ -192,7 +193,7 @@ struct ChatSettingsHandlers: Sendable {
         var out = ChatSettingsRules.render(stored, user: user)
         if let agent = out["defaultAgent"]?.objectIdValue,
             checked?.set["defaultAgent"]?.objectIdValue != agent,
-            agents.usability(of: agent, by: command) == .gone
+            agents.usabilityForRead(of: agent, by: command) == .gone
         {
             out["defaultAgent"] = .null
         }

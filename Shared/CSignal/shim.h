@@ -19,25 +19,41 @@ static inline void uc_signal_forward(int number) {
     errno = saved;
 }
 
-/* Ignores SIGPIPE, and sends each SIGTERM and SIGINT to `writer` as one byte holding its
- * number. sigaction replaces the default action in one step, so no signal is lost or
- * ignored on the way. Both are then unblocked in the calling thread (and the threads it
- * starts later): a parent may have spawned the process with every signal blocked, as
- * Foundation's Process does from a thread that blocks them. 0 on success, -1 with errno. */
-static inline int uc_forward_termination_signals(int writer) {
+/* Ignores SIGPIPE. */
+static inline void uc_ignore_sigpipe(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = SIG_IGN;
     sigemptyset(&action.sa_mask);
-    if (sigaction(SIGPIPE, &action, NULL) != 0) return -1;
+    sigaction(SIGPIPE, &action, NULL);
+}
+
+/* Sends each SIGTERM and SIGINT to `writer` as one byte holding its number. sigaction
+ * replaces the default action in one step, so no signal is lost or ignored on the way. A
+ * SIGINT the parent set to be ignored stays ignored (a service started with `&` from a
+ * script: Ctrl-C is the script's to handle). Both are then unblocked in the calling thread
+ * and the threads it starts later: a parent may have spawned the process with every signal
+ * blocked, as Foundation's Process does from a thread that blocks them.
+ * 0 on success, -1 with errno. */
+static inline int uc_forward_termination_signals(int writer) {
+    struct sigaction action, previous;
+    memset(&action, 0, sizeof action);
+    sigemptyset(&action.sa_mask);
     *uc_signal_pipe_writer() = writer;
     action.sa_handler = uc_signal_forward;
     action.sa_flags = SA_RESTART;
     if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
-    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    if (sigaction(SIGINT, NULL, &previous) != 0) return -1;
+    if (previous.sa_handler != SIG_IGN && sigaction(SIGINT, &action, NULL) != 0) return -1;
     sigset_t termination;
     sigemptyset(&termination);
     sigaddset(&termination, SIGTERM);
     sigaddset(&termination, SIGINT);
     return pthread_sigmask(SIG_UNBLOCK, &termination, NULL) == 0 ? 0 : -1;
+}
+
+/* Puts SIGTERM and SIGINT back to their default action (the process ends on them). */
+static inline void uc_default_termination_signals(void) {
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
 }

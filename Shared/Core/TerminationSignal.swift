@@ -28,6 +28,8 @@ public final class TerminationSignal: @unchecked Sendable {
         defer { lock.unlock() }
         guard !installed else { return }
         installed = true
+        uc_ignore_sigpipe()
+        // Without a pipe the default actions stay: the signals still end the process.
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { return }
         let (reader, writer) = (ends[0], ends[1])
@@ -58,6 +60,8 @@ public final class TerminationSignal: @unchecked Sendable {
             } else if count < 0, errno == EINTR {
                 continue
             } else {
+                // Nobody would read the pipe any more: let the signals end the process.
+                uc_default_termination_signals()
                 return
             }
         }

@@ -30,21 +30,23 @@ public final class HTTPBodyStream: @unchecked Sendable {
     /// Queues bytes for the client; false when the stream is finished or the client is gone.
     @discardableResult
     public func write(_ bytes: [UInt8]) -> Bool {
-        state.withLock { current in
-            guard !current.closed, !current.finished else { return false }
+        let (accepted, toResume) = state.withLock { current -> (Bool, OpaquePointer?) in
+            guard !current.closed, !current.finished else { return (false, nil) }
             current.pending.append(contentsOf: bytes)
-            HTTPBodyStream.wake(&current)
-            return true
+            return (true, HTTPBodyStream.takeSuspended(&current))
         }
+        if let toResume { MHD_resume_connection(toResume) }
+        return accepted
     }
 
     /// Ends the body once everything written so far is sent.
     public func finish() {
-        state.withLock { current in
-            guard !current.finished else { return }
+        let toResume = state.withLock { current -> OpaquePointer? in
+            guard !current.finished else { return nil }
             current.finished = true
-            HTTPBodyStream.wake(&current)
+            return HTTPBodyStream.takeSuspended(&current)
         }
+        if let toResume { MHD_resume_connection(toResume) }
     }
 
     /// False once finished or once libmicrohttpd has let go of the connection.
@@ -56,10 +58,13 @@ public final class HTTPBodyStream: @unchecked Sendable {
     /// Bytes handed to libmicrohttpd so far.
     public var bytesSent: Int { state.withLock { $0.sent } }
 
-    private static func wake(_ current: inout State) {
-        guard current.suspended, let connection = current.connection else { return }
+    /// The connection to resume, if it is suspended; the caller resumes it after unlocking,
+    /// since the resumed thread takes the lock at once in `read`. A suspended connection is
+    /// not released by libmicrohttpd, so it is still there then.
+    private static func takeSuspended(_ current: inout State) -> OpaquePointer? {
+        guard current.suspended, let connection = current.connection else { return nil }
         current.suspended = false
-        MHD_resume_connection(connection)
+        return connection
     }
 
     fileprivate func attach(_ connection: OpaquePointer) {

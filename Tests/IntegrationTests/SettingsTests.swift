@@ -217,6 +217,29 @@ struct SettingsTests {
         #expect(changed["theme"]?.stringValue == "dark" && changed["defaultAgent"] == .null)
     }
 
+    /// With the agent catalog gone, reading settings shows the stored default agent and
+    /// does not wait the whole check time on every read (which held every settings worker).
+    @Test func settingsStillReadWellWhenTheAgentCatalogIsDown() throws {
+        let own = try Cluster(services: ["sessions", "settings"])
+        defer { own.shutdown() }
+        let user = own.newUser()
+        let agent = try #require(
+            try own.get("/api/agents", user)["items"]?.arrayValue?.first?
+                .documentValue?["id"]?.stringValue)
+        let chosen = try own.put("/api/chat/settings", user, #"{"defaultAgent":"\#(agent)"}"#)
+        #expect(chosen["defaultAgent"]?.stringValue == agent)
+
+        try own.stop("sessions", signal: SIGKILL)
+        let started = Date()
+        for _ in 0..<10 {
+            let read = try own.get("/api/chat/settings", user)
+            #expect(read.status == 200 && read["defaultAgent"]?.stringValue == agent)
+        }
+        // Ten waits of the 2 s a change may spend on the check would be 20 s.
+        let took = Date().timeIntervalSince(started)
+        #expect(took < 8, "ten reads took \(took) s")
+    }
+
     /// A custom quick action of `user`; its id.
     private func createAction(_ user: TestUser, label: String) throws -> String {
         let created = try cluster.post(
