@@ -79,13 +79,7 @@ public final class BusClient: @unchecked Sendable {
     static func backlog(of reply: RedisReply, stream: String) -> Int64 {
         let service = String(stream.dropFirst(BusNames.commandStream("").count))
         for group in reply.array ?? [] {
-            let items = group.array ?? []
-            var fields: [String: RedisReply] = [:]
-            var index = 0
-            while index + 1 < items.count {
-                if let key = items[index].text { fields[key] = items[index + 1] }
-                index += 2
-            }
+            let fields = group.fieldMap
             guard fields["name"]?.text == service else { continue }
             return (fields["lag"]?.integer ?? 0) + (fields["pending"]?.integer ?? 0)
         }

@@ -26,15 +26,25 @@ public struct BusEvent: Sendable {
 }
 
 /// Appends events to a stream. One connection, shared by the caller's threads under a lock.
-// TODO: `MAXLEN ~` can drop events a long-stopped consumer group has not read yet; trim by the
-// groups' position (MINID) as the command streams do.
+///
+/// The stream is trimmed by its consumer groups' positions, as the command streams are: every
+/// `trimEveryMs` the entries before the oldest one any group has not read or not acknowledged
+/// are dropped, so a group whose service is stopped for a while loses nothing. `maxLength`
+/// only guards memory (a group that is gone for good would keep everything).
 public final class EventPublisher: Sendable {
-    let connection: Mutex<RedisConnection>
-    let maxLength: Int
+    struct State {
+        let redis: RedisConnection
+        var lastTrimMs: Int64 = 0
+    }
 
-    public init(address: RedisAddress, maxLength: Int = 100_000) {
-        connection = Mutex(RedisConnection(address: address, timeoutMs: 2000))
+    let state: Mutex<State>
+    let maxLength: Int
+    let trimEveryMs: Int64
+
+    public init(address: RedisAddress, maxLength: Int = 1_000_000, trimEveryMs: Int64 = 10_000) {
+        state = Mutex(State(redis: RedisConnection(address: address, timeoutMs: 2000)))
         self.maxLength = maxLength
+        self.trimEveryMs = trimEveryMs
     }
 
     /// Adds one event; throws when Redis cannot be reached, so the caller can retry later.
@@ -46,14 +56,42 @@ public final class EventPublisher: Sendable {
             argv.append(RedisArgument(key))
             argv.append(RedisArgument(value))
         }
-        let result: Result<RedisReply, RedisError> = connection.withLock { redis in
+        let now = Timestamp.now().milliseconds
+        let result: Result<RedisReply, RedisError> = state.withLock { current in
             do throws(RedisError) {
-                return .success(try redis.run(argv))
+                let added = try current.redis.run(argv)
+                if now - current.lastTrimMs >= trimEveryMs {
+                    current.lastTrimMs = now
+                    // Best effort: a failed trim is tried again at the next interval.
+                    try? EventPublisher.trim(stream, on: current.redis)
+                }
+                return .success(added)
             } catch {
                 return .failure(error)
             }
         }
         _ = try result.get()
+    }
+
+    /// Drops the entries every group of `stream` has read and acknowledged; nothing when the
+    /// stream has no group yet.
+    static func trim(_ stream: String, on redis: RedisConnection) throws(RedisError) {
+        let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array ?? []
+        var floor: String?
+        for group in groups {
+            let fields = group.fieldMap
+            guard let name = fields["name"]?.text, var oldest = fields["last-delivered-id"]?.text
+            else { return }
+            let pending = try redis.run(["XPENDING", RedisArgument(stream), RedisArgument(name)])
+            if let first = pending.array?.dropFirst().first?.text,
+                StreamId.isBefore(first, oldest)
+            {
+                oldest = first
+            }
+            if floor.map({ StreamId.isBefore(oldest, $0) }) ?? true { floor = oldest }
+        }
+        guard let floor else { return }
+        try redis.run(["XTRIM", RedisArgument(stream), "MINID", RedisArgument(floor)])
     }
 }
 

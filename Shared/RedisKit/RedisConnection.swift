@@ -42,6 +42,29 @@ public indirect enum RedisReply: Sendable, Equatable {
         if case .error(let message) = self { return message }
         return nil
     }
+
+    /// An array of alternating names and values (`XINFO`, a stream entry's fields) as a table.
+    public var fieldMap: [String: RedisReply] {
+        let items = array ?? []
+        var fields: [String: RedisReply] = [:]
+        var index = 0
+        while index + 1 < items.count {
+            if let key = items[index].text { fields[key] = items[index + 1] }
+            index += 2
+        }
+        return fields
+    }
+}
+
+/// Stream entry ids (`milliseconds-sequence`).
+public enum StreamId {
+    /// True when `a` comes before `b`, both compared as numbers; false if either is malformed.
+    public static func isBefore(_ a: String, _ b: String) -> Bool {
+        let x = a.split(separator: "-").compactMap { UInt64($0) }
+        let y = b.split(separator: "-").compactMap { UInt64($0) }
+        guard x.count == 2, y.count == 2 else { return false }
+        return (x[0], x[1]) < (y[0], y[1])
+    }
 }
 
 /// What went wrong talking to Redis: the connection (retry elsewhere) or the server's answer.

@@ -179,7 +179,7 @@ public final class ServiceRunner: @unchecked Sendable {
             "uc_stream_length", Double(length), labels: [("stream", stream)],
             help: "entries in the stream")
         for group in groups {
-            let fields = ServiceRunner.fieldMap(group)
+            let fields = group.fieldMap
             guard fields["name"]?.text == service else { continue }
             if let pending = fields["pending"]?.integer {
                 metrics.set(
@@ -192,17 +192,6 @@ public final class ServiceRunner: @unchecked Sendable {
                     help: "entries not yet delivered to the group")
             }
         }
-    }
-
-    static func fieldMap(_ reply: RedisReply) -> [String: RedisReply] {
-        var map: [String: RedisReply] = [:]
-        let items = reply.array ?? []
-        var index = 0
-        while index + 1 < items.count {
-            if let key = items[index].text { map[key] = items[index + 1] }
-            index += 2
-        }
-        return map
     }
 
     private func ensureGroup(_ redis: RedisConnection) throws(RedisError) {
@@ -572,28 +561,20 @@ public final class ServiceRunner: @unchecked Sendable {
             guard let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array
             else { return }
             guard
-                let group = groups.map(ServiceRunner.fieldMap).first(where: {
+                let group = groups.map(\.fieldMap).first(where: {
                     $0["name"]?.text == service
                 }),
                 let delivered = group["last-delivered-id"]?.text
             else { return }
             var floor = delivered
             let summary = try redis.run(["XPENDING", RedisArgument(stream), RedisArgument(service)])
-            if let oldest = summary.array?[1].text, ServiceRunner.streamId(oldest, isBefore: floor)
-            {
+            if let oldest = summary.array?[1].text, StreamId.isBefore(oldest, floor) {
                 floor = oldest
             }
             try redis.run(["XTRIM", RedisArgument(stream), "MINID", "~", RedisArgument(floor)])
         } catch {
             logger.debug("trim failed", [.stream: stream, .error: "\(error)"])
         }
-    }
-
-    static func streamId(_ a: String, isBefore b: String) -> Bool {
-        let x = a.split(separator: "-").compactMap { UInt64($0) }
-        let y = b.split(separator: "-").compactMap { UInt64($0) }
-        guard x.count == 2, y.count == 2 else { return false }
-        return (x[0], x[1]) < (y[0], y[1])
     }
 
     /// Deletes consumers idle for longer than the limit that hold no pending commands.
@@ -603,7 +584,7 @@ public final class ServiceRunner: @unchecked Sendable {
                 "XINFO", "CONSUMERS", RedisArgument(stream), RedisArgument(service),
             ]).array
         else { return }
-        for consumer in consumers.map(ServiceRunner.fieldMap) {
+        for consumer in consumers.map(\.fieldMap) {
             guard let name = consumer["name"]?.text, name != config.consumer,
                 consumer["pending"]?.integer == 0,
                 let idle = consumer["idle"]?.integer, idle > Int64(config.consumerIdleLimitMs)

@@ -1,0 +1,60 @@
+import Bus
+import Foundation
+import RedisKit
+import Testing
+
+@Suite("Events streams")
+struct EventStreamTests {
+    let cluster: Cluster
+
+    init() throws { cluster = try Cluster.sharedCluster() }
+
+    /// An events stream is trimmed only past what every consumer group has read and
+    /// acknowledged: a group whose service is stopped finds every event when it comes back.
+    /// (It used to be capped at 100,000 entries, whatever the groups had read.)
+    @Test func eventsAreKeptUntilEveryGroupHasAcknowledgedThem() throws {
+        let stream = "uc:events:test-\(UUID().uuidString.prefix(8))"
+        let redis = cluster.redis()
+        for group in ["reader", "stopped"] {
+            try redis.run([
+                "XGROUP", "CREATE", RedisArgument(stream), RedisArgument(group), "0",
+                "MKSTREAM",
+            ])
+        }
+        let publisher = EventPublisher(address: cluster.redisAddress, trimEveryMs: 0)
+        for index in 0..<40 { try publisher.publish(stream, [("n", String(index))]) }
+
+        // `reader` reads and acknowledges 30; `stopped` reads nothing.
+        let read = try redis.run([
+            "XREADGROUP", "GROUP", "reader", "r1", "COUNT", "30", "STREAMS",
+            RedisArgument(stream), ">",
+        ])
+        let ids = try #require(read.array?.first?.array?[1].array).compactMap {
+            $0.array?.first?.text
+        }
+        #expect(ids.count == 30)
+        try redis.run(["XACK", RedisArgument(stream), "reader"] + ids.map { RedisArgument($0) })
+        try publisher.publish(stream, [("n", "40")])
+        #expect(try redis.run(["XLEN", RedisArgument(stream)]).integer == 41)
+
+        // Once `stopped` has read 35 and acknowledged 20, the first 20 can go.
+        let late = try redis.run([
+            "XREADGROUP", "GROUP", "stopped", "s1", "COUNT", "35", "STREAMS",
+            RedisArgument(stream), ">",
+        ])
+        let lateIds = try #require(late.array?.first?.array?[1].array).compactMap {
+            $0.array?.first?.text
+        }
+        #expect(lateIds.count == 35)
+        try redis.run(
+            ["XACK", RedisArgument(stream), "stopped"]
+                + lateIds.prefix(20).map {
+                    RedisArgument($0)
+                })
+        try publisher.publish(stream, [("n", "41")])
+        #expect(try redis.run(["XLEN", RedisArgument(stream)]).integer == 22)
+        let first = try redis.run(["XRANGE", RedisArgument(stream), "-", "+", "COUNT", "1"])
+        #expect(first.array?.first?.array?.first?.text == lateIds[20])
+        try redis.run(["DEL", RedisArgument(stream)])
+    }
+}
