@@ -25,26 +25,14 @@ struct EventStreamTests {
         for index in 0..<40 { try publisher.publish(stream, [("n", String(index))]) }
 
         // `reader` reads and acknowledges 30; `stopped` reads nothing.
-        let read = try redis.run([
-            "XREADGROUP", "GROUP", "reader", "r1", "COUNT", "30", "STREAMS",
-            RedisArgument(stream), ">",
-        ])
-        let ids = try #require(read.array?.first?.array?[1].array).compactMap {
-            $0.array?.first?.text
-        }
+        let ids = try readIds(redis, stream, group: "reader", count: 30)
         #expect(ids.count == 30)
         try redis.run(["XACK", RedisArgument(stream), "reader"] + ids.map { RedisArgument($0) })
         try publisher.publish(stream, [("n", "40")])
         #expect(try redis.run(["XLEN", RedisArgument(stream)]).integer == 41)
 
         // Once `stopped` has read 35 and acknowledged 20, the first 20 can go.
-        let late = try redis.run([
-            "XREADGROUP", "GROUP", "stopped", "s1", "COUNT", "35", "STREAMS",
-            RedisArgument(stream), ">",
-        ])
-        let lateIds = try #require(late.array?.first?.array?[1].array).compactMap {
-            $0.array?.first?.text
-        }
+        let lateIds = try readIds(redis, stream, group: "stopped", count: 35)
         #expect(lateIds.count == 35)
         try redis.run(
             ["XACK", RedisArgument(stream), "stopped"]
@@ -56,5 +44,18 @@ struct EventStreamTests {
         let first = try redis.run(["XRANGE", RedisArgument(stream), "-", "+", "COUNT", "1"])
         #expect(first.array?.first?.array?.first?.text == lateIds[20])
         try redis.run(["DEL", RedisArgument(stream)])
+    }
+
+    /// The ids of the next `count` entries delivered to `group`.
+    private func readIds(
+        _ redis: RedisConnection, _ stream: String, group: String, count: Int
+    ) throws -> [String] {
+        let read = try redis.run([
+            "XREADGROUP", "GROUP", RedisArgument(group), "consumer", "COUNT", RedisArgument(count),
+            "STREAMS", RedisArgument(stream), ">",
+        ])
+        return try #require(read.array?.first?.array?[1].array).compactMap {
+            $0.array?.first?.text
+        }
     }
 }
