@@ -13,6 +13,7 @@ struct ProjectHandlers: Sendable {
     let history: MongoCollection
     let versions: Versions
     let config: CanvasConfig
+    let conversations: ConversationCheck
 
     static let creatable: Set<String> = [
         "name", "description", "template", "category", "conversationId", "status", "settings",
@@ -56,6 +57,9 @@ struct ProjectHandlers: Sendable {
         let status = check.oneOf("status", CanvasRules.statuses)
         let settings = ProjectHandlers.validateSettings(&check)
         try check.check()
+        if let conversationId {
+            try conversations.requireOwned(conversationId, by: command, field: "conversationId")
+        }
 
         let now = Timestamp.now()
         let projectId = "canvas-\(command.id.prefix(24))"

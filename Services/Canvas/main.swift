@@ -45,8 +45,11 @@ let versions = Versions(
     files: files, versions: pool.collection("chat_canvas_versions"),
     blobs: pool.collection("chat_canvas_blobs"))
 let lock = ProjectLock(projects: projects)
+let requester = BusRequester(
+    address: busConfig.redis, name: "canvas-\(busConfig.consumer)", logger: logger)
 let projectHandlers = ProjectHandlers(
-    projects: projects, files: files, history: history, versions: versions, config: config)
+    projects: projects, files: files, history: history, versions: versions, config: config,
+    conversations: ConversationCheck(requester: requester))
 let fileHandlers = FileHandlers(projects: projects, files: files, store: store, config: config)
 let generation = GenerationHandlers(
     projects: projects, history: history, versions: versions, store: store, lock: lock,

@@ -48,6 +48,7 @@ struct AgentModule: Sendable {
             "chat.stats": Handler(mutating: false, analytics.stats),
             "chat.search": Handler(mutating: false, search.search),
             "feedback.check-target": Handler(mutating: false, targets.check),
+            "conversations.check": Handler(mutating: false, targets.check),
         ]
     }
 

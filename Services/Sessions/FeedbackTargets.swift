@@ -11,7 +11,8 @@ struct FeedbackTargets: Sendable {
     let interactions: MongoCollection
     let agents: AgentHandlers
 
-    /// `feedback.check-target`: does `conversationId` belong to the caller, is `messageId` (if
+    /// `feedback.check-target` (and `conversations.check`, canvas's name for the same question
+    /// with only a `conversationId`): does `conversationId` belong to the caller, is `messageId` (if
     /// given) a message of it, and does `agentId` (slug or 24-hex, if given) name an agent the
     /// caller may see? 404 naming the first that fails; otherwise the ObjectIds feedback keeps.
     func check(_ command: Command) throws -> Reply {

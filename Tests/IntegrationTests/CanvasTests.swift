@@ -19,10 +19,12 @@ struct CanvasTests {
 
     @Test func createdProjectHasSpecDefaultsAndIsListed() throws {
         let user = cluster.newUser()
+        let conversation = try cluster.createSession(user, name: "landing")
         let created = try cluster.post(
             "/api/chat/canvas/projects", user,
             #"{"name":"Modern SaaS Landing Page","description":"A responsive landing page for a SaaS product","#
-                + #""template":"SaaS Landing","category":"Landing","conversationId":"conv-1"}"#)
+                + #""template":"SaaS Landing","category":"Landing","#
+                + #""conversationId":"\#(conversation)"}"#)
         #expect(created.status == 201)
         let doc = try #require(created.document)
         #expect(doc["projectId"]?.stringValue?.hasPrefix("canvas-") == true)
@@ -42,8 +44,39 @@ struct CanvasTests {
         #expect(ids == [doc["projectId"]?.stringValue].compactMap { $0 })
         #expect(list["nextCursor"] == .null)
         let byConversation = try cluster.get(
-            "/api/chat/canvas/projects?conversationId=conv-1", user)
+            "/api/chat/canvas/projects?conversationId=\(conversation)", user)
         #expect(byConversation["items"]?.arrayValue?.count == 1)
+        let linked = byConversation["items"]?.arrayValue?.first?.documentValue
+        #expect(linked?["conversationId"]?.stringValue == conversation)
+    }
+
+    /// A project may only be linked to a conversation of the caller's: another user's, a
+    /// deleted one or one that never was is a 400 naming `conversationId`, and nothing is
+    /// stored.
+    @Test func aProjectLinksOnlyToTheCallersOwnConversation() throws {
+        let owner = cluster.newUser()
+        let other = cluster.newUser()
+        let owned = try cluster.createSession(owner, name: "mine")
+        let deleted = try cluster.createSession(other, name: "gone")
+        #expect(try cluster.delete("/api/chat/sessions/\(deleted)", other).status == 200)
+        for conversation in [owned, deleted, "conv-never-was", ObjectId().hex] {
+            let refused = try cluster.post(
+                "/api/chat/canvas/projects", other,
+                json([
+                    "name": "Linked", "template": "SaaS Landing", "category": "Landing",
+                    "conversationId": .string(conversation),
+                ]))
+            #expect(refused.status == 400, "\(conversation)")
+            #expect(refused.errorFields == ["conversationId"], "\(conversation)")
+        }
+        #expect(try cluster.get("/api/chat/canvas/projects", other)["items"] == [])
+        let own = try cluster.post(
+            "/api/chat/canvas/projects", owner,
+            json([
+                "name": "Linked", "template": "SaaS Landing", "category": "Landing",
+                "conversationId": .string(owned),
+            ]))
+        #expect(own.status == 201 && own["conversationId"]?.stringValue == owned)
     }
 
     @Test func projectValidationNamesEachBadField() throws {
