@@ -489,8 +489,9 @@ canvas_settings_in = obj({
 }, desc="merged key by key over the defaults (light, true, true)")
 schemas["ProjectCreate"] = obj({
     "name": text(100), "description": free_text(500), "template": text(100),
-    "category": text(100), "conversationId": text(128), "status": string(enum=CANVAS_STATUSES),
-    "settings": canvas_settings_in,
+    "category": text(100),
+    "conversationId": text(128, desc="a session (sessionId) of the caller's; 400 otherwise"),
+    "status": string(enum=CANVAS_STATUSES), "settings": canvas_settings_in,
 }, required=["name", "template", "category"])
 schemas["ProjectUpdate"] = obj({
     "name": text(100), "description": free_text(500), "status": string(enum=CANVAS_STATUSES),

@@ -6140,7 +6140,8 @@ enum OpenAPIDocument {
             "type": "string",
             "minLength": 1,
             "maxLength": 128,
-            "pattern": "\\S"
+            "pattern": "\\S",
+            "description": "a session (sessionId) of the caller's; 400 otherwise"
           },
           "status": {
             "type": "string",
