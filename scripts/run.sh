@@ -42,9 +42,9 @@ wait_for() {
 }
 
 stop_all() {
-  # A second Ctrl-C must not cut this short and leave Redis or the stand-in running.
-  trap '' INT
-  trap - TERM EXIT
+  # A second Ctrl-C or SIGTERM must not cut this short and leave Redis or the stand-in running.
+  trap '' INT TERM
+  trap - EXIT
   echo "stopping..."
   # The gateway first, so the requests it drains still get answers; then the services, which
   # can still acknowledge and answer what they hold; Redis and the stand-in once they exited.
