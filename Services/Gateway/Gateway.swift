@@ -289,10 +289,13 @@ final class Gateway: @unchecked Sendable {
                 let stream = BusNames.commandStream(service)
                 let since = Timestamp.now().milliseconds - 5000
                 do {
-                    let live = try redis.run([
-                        "ZCOUNT", RedisArgument(BusNames.heartbeats(service)), RedisArgument(since),
-                        "+inf",
-                    ])
+                    let live = try redis.retryingStaleConnection {
+                        (connection) throws(RedisError) in
+                        try connection.run([
+                            "ZCOUNT", RedisArgument(BusNames.heartbeats(service)),
+                            RedisArgument(since), "+inf",
+                        ])
+                    }
                     if (live.integer ?? 0) == 0 {
                         problems.append(.string("no live consumer on \(stream)"))
                     }

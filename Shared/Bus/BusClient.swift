@@ -141,7 +141,10 @@ public final class BusClient: @unchecked Sendable {
                 commands += streams.map { ["XINFO", "GROUPS", RedisArgument($0)] }
             }
             do {
-                let replies = try redis.pipeline(commands)
+                // A command sent twice is harmless: services deduplicate by command id.
+                let replies = try redis.retryingStaleConnection { (connection) throws(RedisError) in
+                    try connection.pipeline(commands)
+                }
                 if checkBacklog {
                     let lengths = zip(streams, replies.suffix(streams.count)).map { stream, reply in
                         BusClient.backlog(of: reply, stream: stream)

@@ -183,6 +183,24 @@ public final class RedisConnection: @unchecked Sendable {
         return replies
     }
 
+    /// Runs `body`, and once more on a new connection when the connection it found open fails
+    /// at once: Redis closed it (a restart, `CLIENT KILL`, an idle timeout) while it sat idle.
+    /// A connection that fails by timing out is not retried. Only for commands that may be
+    /// applied twice (a dead connection may have delivered them before it failed).
+    public func retryingStaleConnection<Result>(
+        _ body: (RedisConnection) throws(RedisError) -> Result
+    ) throws(RedisError) -> Result {
+        let wasOpen = isConnected
+        let started = Timestamp.now().milliseconds
+        do {
+            return try body(self)
+        } catch {
+            let failedAtOnce = Timestamp.now().milliseconds - started < 200
+            guard error.kind == .connection, wasOpen, failedAtOnce else { throw error }
+            return try body(self)
+        }
+    }
+
     /// Sends a command and throws if Redis answered with an error.
     @discardableResult
     public func run(_ arguments: [RedisArgument]) throws(RedisError) -> RedisReply {

@@ -178,6 +178,28 @@ struct FaultTests {
         #expect(kept.isEmpty, "still running 15 s after SIGTERM: starts \(kept)")
     }
 
+    /// Redis closing every connection (`CLIENT KILL`, as a restart or an idle timeout does)
+    /// costs no request: the first one after it used to get 503 "the message bus is
+    /// unavailable" from the dead connection, and `/readyz` said "not ready".
+    @Test func requestsRightAfterRedisDropsItsConnectionsStillSucceed() throws {
+        let cluster = try Cluster(services: ["sessions"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        // Only sessions runs, so /readyz names the other streams; Redis must not be named.
+        func readinessBlamesRedis() throws -> Bool {
+            try HTTPClient.send(cluster, "GET", "/readyz").text.contains("redis")
+        }
+        for round in 1...3 {
+            #expect(try cluster.get("/api/ping", user).status == 200)
+            #expect(try !readinessBlamesRedis())
+            try cluster.redis().run(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+            usleep(200_000)
+            let ping = try cluster.get("/api/ping", user)
+            #expect(ping.status == 200, "round \(round): \(ping.status) \(ping.text)")
+            #expect(try !readinessBlamesRedis(), "round \(round)")
+        }
+    }
+
     /// A reply that cannot be written at shutdown (Redis is gone) is given up after
     /// `DRAIN_LIMIT_MS`: its command stays pending for another consumer, and the process exits
     /// instead of retrying for ever.
