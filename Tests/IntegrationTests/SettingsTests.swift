@@ -240,6 +240,38 @@ struct SettingsTests {
         #expect(took < 8, "ten reads took \(took) s")
     }
 
+    /// With the agent catalog hung, a change of the default agent answers 503 without each one
+    /// waiting for it: after one check went unanswered the next fail at once, so a few clients
+    /// cannot hold every settings worker (logins queued behind them). Once the catalog is
+    /// back, one check goes through and changes work again.
+    @Test func changesFailFastWhileTheAgentCatalogIsHungAndRecoverAfter() throws {
+        let own = try Cluster(services: ["sessions", "settings"])
+        defer { own.shutdown() }
+        let user = own.newUser()
+        let agent = try #require(
+            try own.get("/api/agents", user)["items"]?.arrayValue?.first?
+                .documentValue?["id"]?.stringValue)
+        let change = #"{"defaultAgent":"\#(agent)"}"#
+
+        own.send("sessions", signal: SIGSTOP)
+        defer { own.send("sessions", signal: SIGCONT) }
+        #expect(try own.put("/api/chat/settings", user, change).status == 503)
+        let started = Date()
+        for _ in 0..<10 {
+            #expect(try own.put("/api/chat/settings", user, change).status == 503)
+        }
+        // Ten waits of the 2 s a check may take would be 20 s.
+        let took = Date().timeIntervalSince(started)
+        #expect(took < 8, "ten changes took \(took) s")
+        #expect(try own.get("/api/chat/quick-actions", user).status == 200)
+
+        own.send("sessions", signal: SIGCONT)
+        #expect(
+            eventually(seconds: 15) {
+                (try? own.put("/api/chat/settings", user, change).status) == 200
+            })
+    }
+
     /// A custom quick action of `user`; its id.
     private func createAction(_ user: TestUser, label: String) throws -> String {
         let created = try cluster.post(
