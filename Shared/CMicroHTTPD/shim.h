@@ -26,3 +26,31 @@ static inline int uc_mhd_connection_socket(struct MHD_Connection *connection) {
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     return info == NULL ? -1 : info->connect_fd;
 }
+
+#include <strings.h>
+
+struct uc_framing_headers {
+    int content_length;
+    int transfer_encoding;
+};
+
+static inline enum MHD_Result uc_count_framing_header(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    struct uc_framing_headers *seen = cls;
+    if (key == NULL) return MHD_YES;
+    if (strcasecmp(key, "Content-Length") == 0) seen->content_length++;
+    if (strcasecmp(key, "Transfer-Encoding") == 0) seen->transfer_encoding++;
+    return MHD_YES;
+}
+
+/* 1 when the body's length is ambiguous: Content-Length twice, Transfer-Encoding twice, or
+ * both. libmicrohttpd uses one of them and parses what is left as the next request, which a
+ * proxy in front may have framed differently (request smuggling). */
+static inline int uc_mhd_ambiguous_framing(struct MHD_Connection *connection) {
+    struct uc_framing_headers seen = {0, 0};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, uc_count_framing_header, &seen);
+    return seen.content_length > 1 || seen.transfer_encoding > 1
+        || (seen.content_length > 0 && seen.transfer_encoding > 0);
+}

@@ -295,6 +295,14 @@ private let accessHandler: MHD_AccessHandlerCallback = {
                 method.map { String(cString: $0) } ?? "GET", url.map { String(cString: $0) } ?? "/")
             ?? server.config.maxBodyBytes
         context.limit = limit
+        if uc_mhd_ambiguous_framing(connection) != 0 {
+            context.rejected = true
+            context.answeredEarly = true
+            var response = HTTPResponse.error(
+                .malformed("Content-Length and Transfer-Encoding: at most one, once"))
+            response.headers.append(("Connection", "close"))
+            return server.queue(response, on: connection)
+        }
         let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length")
             .flatMap { Int(String(cString: $0)) }
         if let declared, declared > limit {

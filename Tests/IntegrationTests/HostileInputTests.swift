@@ -507,6 +507,32 @@ struct HostileInputTests {
         #expect(allPids == pids)
     }
 
+    /// Two Content-Length headers, two Transfer-Encodings, or one of each: 400 in JSON and the
+    /// connection closed, with nothing applied. libmicrohttpd used one length and parsed the
+    /// rest of the body as a second request, which a proxy in front may have framed otherwise.
+    @Test func ambiguousBodyFramingIsRefusedAndNothingIsApplied() throws {
+        let user = cluster.newUser()
+        let body = #"{"name":"a"}GET /api/ping HTTP/1.1\#r\#nHost: x\#r\#n\#r\#n"#
+        let head =
+            "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\n"
+            + "Authorization: Bearer \(user.token)\r\nContent-Type: application/json\r\n"
+        for framing in [
+            "Content-Length: 12\r\nContent-Length: \(body.utf8.count)\r\n",
+            "Content-Length: 12\r\nContent-Length: 12\r\n",
+            "Content-Length: 12\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        ] {
+            let connection = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
+            connection.write(head + framing + "\r\n" + body)
+            let answer = try #require(connection.readResponse(), "\(framing)")
+            #expect(answer.status == 400, "\(framing)")
+            #expect(answer.headers["content-type"]?.hasPrefix("application/json") == true)
+            #expect(answer.headers["connection"]?.lowercased() == "close", "\(framing)")
+            #expect(connection.readResponse() == nil, "a second answer on \(framing)")
+        }
+        #expect(try cluster.get("/api/chat/sessions", user)["items"] == [])
+    }
+
     @Test func bodiesOverTheLimitGet413BeforeTheyAreRead() throws {
         let user = cluster.newUser()
         let session = try cluster.createSession(user)
