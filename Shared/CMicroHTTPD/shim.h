@@ -54,3 +54,18 @@ static inline int uc_mhd_ambiguous_framing(struct MHD_Connection *connection) {
     return seen.content_length > 1 || seen.transfer_encoding > 1
         || (seen.content_length > 0 && seen.transfer_encoding > 0);
 }
+
+#include <stdio.h>
+
+/* Receives one formatted libmicrohttpd log line. */
+typedef void (*uc_mhd_log_sink)(const char *line);
+
+static inline void uc_mhd_format_log(void *cls, const char *format, va_list arguments) {
+    char line[1024];
+    vsnprintf(line, sizeof line, format, arguments);
+    if (cls != NULL) ((uc_mhd_log_sink)cls)(line);
+}
+
+/* libmicrohttpd's logger (MHD_OPTION_EXTERNAL_LOGGER), which formats each line and hands it
+ * to the sink passed as its closure: Swift cannot take a va_list callback itself. */
+static inline MHD_LogCallback uc_mhd_log_callback(void) { return uc_mhd_format_log; }

@@ -136,6 +136,10 @@ public final class HTTPServer: @unchecked Sendable {
         let me = Unmanaged.passUnretained(self).toOpaque()
         let started = withUnsafePointer(to: &address) { addressPointer -> OpaquePointer? in
             let args: [CVarArg] = [
+                // First, or libmicrohttpd prints what it logs before it to standard error.
+                MHD_OPTION.EXTERNAL_LOGGER.rawValue,
+                unsafeBitCast(uc_mhd_log_callback(), to: OpaquePointer.self),
+                unsafeBitCast(forwardLibraryLog, to: OpaquePointer.self),
                 MHD_OPTION.NOTIFY_COMPLETED.rawValue,
                 unsafeBitCast(requestCompleted, to: OpaquePointer.self),
                 OpaquePointer(me),
@@ -368,6 +372,16 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         guard let response = context.takeResponse() else { return .YES }
         return server.queue(response, on: connection)
     }
+}
+
+/// libmicrohttpd's own log lines (a client gone mid-answer, a socket error), through the
+/// project's logger as warnings instead of plain text on standard error.
+private let libraryLogger = Logger(service: "libmicrohttpd")
+
+private let forwardLibraryLog: uc_mhd_log_sink = { line in
+    guard let line else { return }
+    let text = String(cString: line).trimmingCharacters(in: .whitespacesAndNewlines)
+    libraryLogger.warning(text)
 }
 
 /// libmicrohttpd's own percent-decoding, except for text holding `%00`: decoded, the NUL would

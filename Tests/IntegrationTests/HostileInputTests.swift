@@ -503,6 +503,11 @@ struct HostileInputTests {
                 answer == nil || [400, 413, 414, 431].contains(answer?.status ?? 0),
                 "\(answer?.status ?? 0)")
         }
+        // What libmicrohttpd logs about them is a JSON line like every other, not plain text.
+        let gatewayLog = cluster.log("gateway")
+        #expect(gatewayLog.contains(#""service":"libmicrohttpd""#))
+        let plain = gatewayLog.split(separator: "\n").filter { !$0.hasPrefix("{") }
+        #expect(plain.isEmpty, "\(plain.prefix(3))")
         #expect(try cluster.get("/api/chat/sessions", user).status == 200)
         #expect(allPids == pids)
     }
