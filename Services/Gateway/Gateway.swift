@@ -251,9 +251,10 @@ final class Gateway: @unchecked Sendable {
     }
 
     private func authenticate(_ request: HTTPRequest) throws(APIError) -> TokenClaims {
-        guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
-            throw APIError.unauthorized()
-        }
+        // The scheme's name is case-insensitive (RFC 9110): `bearer` is `Bearer`.
+        guard let header = request.header("authorization"),
+            header.utf8.count > 7, header.prefix(7).lowercased() == "bearer "
+        else { throw APIError.unauthorized() }
         let token =
             String(header.utf8.dropFirst(7).drop(while: { $0 == 32 }).prefix(while: { $0 != 32 }))
             ?? ""

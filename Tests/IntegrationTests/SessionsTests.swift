@@ -175,6 +175,13 @@ struct SessionsTests {
             }
         }
         #expect(try cluster.get("/api/chat/sessions/\(id)", user).status == 200)
+        // The scheme is case-insensitive.
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            let result = try HTTPClient.send(
+                cluster, "GET", "/api/chat/sessions/\(id)",
+                headers: ["Authorization": "\(scheme) \(user.token)"])
+            #expect(result.status == 200, "\(scheme)")
+        }
     }
 
     @Test func concurrentAppendsLoseNothing() throws {
