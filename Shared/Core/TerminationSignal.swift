@@ -1,9 +1,9 @@
 import CSignal
 import Foundation
 
-/// SIGTERM and SIGINT for the whole process, set up once however many parts listen; SIGPIPE
-/// is ignored, so a write to a socket whose peer is gone fails with `EPIPE` instead of
-/// killing the process.
+/// SIGTERM, SIGINT and SIGHUP (a closed terminal) for the whole process, set up once however
+/// many parts listen: each stops the process as SIGTERM does. SIGPIPE is ignored, so a write
+/// to a socket whose peer is gone fails with `EPIPE` instead of killing the process.
 ///
 /// A C handler writes each signal to a pipe and a `signals` thread reads it. This replaced
 /// libdispatch signal sources, which need the signal ignored first: one that came before
@@ -22,7 +22,7 @@ public final class TerminationSignal: @unchecked Sendable {
     private init() {}
 
     /// Sets the handlers up; call it first thing in `main`. Later calls do nothing.
-    /// Until a listener registers, SIGTERM and SIGINT still end the process at once.
+    /// Until a listener registers, the signals still end the process at once.
     public func install() {
         lock.lock()
         defer { lock.unlock() }
@@ -40,7 +40,7 @@ public final class TerminationSignal: @unchecked Sendable {
         startThread(named: "signals") { [unowned self] in self.readSignals(from: reader) }
     }
 
-    /// Calls `listener` on every SIGTERM or SIGINT from now on, and at once if one came
+    /// Calls `listener` on every SIGTERM, SIGINT or SIGHUP from now on, and at once if one came
     /// already (a part that starts listening late must still stop).
     public func onReceipt(_ listener: @escaping @Sendable () -> Void) {
         install()

@@ -324,4 +324,17 @@ struct FaultTests {
         try cluster.stop("gateway", signal: SIGTERM)
         #expect(cluster.log("gateway").contains("\"stopped\""))
     }
+
+    /// A closed terminal (SIGHUP) stops a service as SIGTERM does, draining first, instead of
+    /// killing it on the spot.
+    @Test func sighupDrainsAndExitsCleanly() throws {
+        let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
+        defer { cluster.shutdown() }
+        let user = cluster.newUser()
+        _ = try cluster.createSession(user)
+        cluster.send("sessions", signal: SIGHUP)
+        #expect(eventually(seconds: 15) { cluster.log("sessions").contains("\"stopped\"") })
+        cluster.send("gateway", signal: SIGHUP)
+        #expect(eventually(seconds: 15) { cluster.log("gateway").contains("\"stopped\"") })
+    }
 }
