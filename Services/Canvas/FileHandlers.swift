@@ -197,6 +197,10 @@ struct FileHandlers: Sendable {
         {
             throw taken
         }
+        if let path = fields.path {
+            try store.requireNoFolderClash(
+                path, projectId: projectId, user: user, movingFileId: fileId)
+        }
 
         var set = Document()
         if let path = fields.path {

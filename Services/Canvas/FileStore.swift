@@ -40,6 +40,9 @@ struct FileStore: Sendable {
     /// Inserts a new file document, counting it first so the per-project cap holds under
     /// concurrency; the count is given back when the insert fails.
     func insert(_ doc: Document, projectId: String, user: ObjectId, size: Int64) throws {
+        if let path = doc["path"]?.stringValue {
+            try requireNoFolderClash(path, projectId: projectId, user: user)
+        }
         let reserved = try projects.updateOne(
             [
                 "projectId": .string(projectId), "userId": .objectId(user),
@@ -62,6 +65,38 @@ struct FileStore: Sendable {
         } catch {
             try? bump(projectId, user, files: -1, bytes: -size)
             throw error
+        }
+    }
+
+    /// A file must not stand where other files make a folder, nor inside another file: `/a`
+    /// and `/a/b` cannot both be files, or an export could not be unpacked. 409 naming `path`.
+    /// `fileId`: the file being moved, which may clash with its own old path.
+    func requireNoFolderClash(
+        _ path: String, projectId: String, user: ObjectId, movingFileId fileId: String? = nil
+    ) throws {
+        var scope: Document = ["projectId": .string(projectId), "userId": .objectId(user)]
+        if let fileId { scope["fileId"] = ["$ne": .string(fileId)] }
+        var folders: [Value] = []
+        var folder = ""
+        for segment in path.split(separator: "/").dropLast() {
+            folder += "/" + segment
+            folders.append(.string(folder))
+        }
+        // Paths inside `path` as a folder: from "path/" up to "path0" ("0" follows "/").
+        var below = scope
+        below["path"] = ["$gte": .string(path + "/"), "$lt": .string(path + "0")]
+        var checks = [(below, "is a folder holding the file")]
+        if !folders.isEmpty {
+            var above = scope
+            above["path"] = ["$in": .array(folders)]
+            checks.insert((above, "is inside the file"), at: 0)
+        }
+        for (filter, clash) in checks {
+            guard let other = try files.findOne(filter, projection: ["path": 1]) else { continue }
+            let otherPath = other["path"]?.stringValue ?? ""
+            throw APIError(
+                status: 409, code: "conflict", message: "\(path) \(clash) \(otherPath)",
+                details: [FieldError("path", "\(clash) \(otherPath)")])
         }
     }
 

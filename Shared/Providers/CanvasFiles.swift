@@ -37,7 +37,9 @@ public enum CanvasPath {
         guard raw.unicodeScalars.count <= maxLength else {
             return .failure(PathError("must be at most \(maxLength) characters"))
         }
-        if raw.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        if raw.unicodeScalars.contains(where: {
+            $0.value < 0x20 || (0x7F...0x9F).contains($0.value)
+        }) {
             return .failure(PathError("must not contain control characters"))
         }
         if raw.contains("\\") { return .failure(PathError("must use / as the separator, not \\")) }

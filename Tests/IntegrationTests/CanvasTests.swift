@@ -288,6 +288,29 @@ struct CanvasTests {
                 == 400)
     }
 
+    /// `/a` and `/a/b` cannot both be files, made or renamed in any order: an export of the
+    /// project could not be unpacked (409 naming `path`, nothing stored).
+    @Test func aFileAndAFolderOfFilesCannotShareAPath() throws {
+        let user = cluster.newUser()
+        let id = try cluster.createProject(user)
+        _ = try cluster.createFile(user, id, "docs/guide/intro.md", "x")
+        let plain = try cluster.createFile(user, id, "notes.md", "y")
+        for path in ["docs", "docs/guide", "docs/guide/intro.md/more.md"] {
+            let made = try cluster.post(
+                "/api/chat/canvas/files", user,
+                #"{"projectId":"\#(id)","path":"\#(path)","content":""}"#)
+            #expect(made.status == 409 && made.errorFields == ["path"], "\(path): \(made.text)")
+        }
+        let moved = try cluster.put(
+            "/api/chat/canvas/files/\(plain["fileId"]?.stringValue ?? "")", user,
+            #"{"path":"docs/guide"}"#)
+        #expect(moved.status == 409 && moved.errorFields == ["path"], "\(moved.text)")
+        let into = try cluster.createFile(user, id, "notes.md.d/x.md", "z")
+        #expect(into["path"]?.stringValue == "/notes.md.d/x.md")
+        let listed = try cluster.get("/api/chat/canvas/projects/\(id)/files", user)
+        #expect(listed["items"]?.arrayValue?.count == 3)
+    }
+
     @Test func projectStatsFollowEveryFileChange() throws {
         let user = cluster.newUser()
         let id = try cluster.createProject(user)

@@ -18,7 +18,8 @@ struct CanvasUnitTests {
     @Test(arguments: [
         "", "/", "..", "../a", "a/../b", "a/..", "a//b", "a/", "//server/share", "C:\\x", "c:/x",
         "\\..\\x",
-        "a\\b", "~/x", "~", "a/\u{0}b", "a/\u{1F}b", ".", "./", "http://x/y",
+        "a\\b", "~/x", "~", "a/\u{0}b", "a/\u{1F}b", "a/\u{7F}b", "a/\u{80}b", "a\u{9F}",
+        ".", "./", "http://x/y",
         String(repeating: "a", count: 256), Array(repeating: "a", count: 33).joined(separator: "/"),
     ])
     func escapingOrEmptyPathsAreRefused(raw: String) {
