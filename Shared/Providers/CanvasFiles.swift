@@ -26,13 +26,15 @@ public enum CanvasFileType {
 /// `/css/site.css`). A leading `/` or `./` is optional on input; `.` segments are dropped.
 /// Refused: `..`, empty segments (`a//b`, a trailing `/`, a leading `//`), backslashes,
 /// drive letters and other colons, `~` as the first segment, control characters, segments over
-/// 255 bytes, more than 32 segments or more than 1024 characters.
+/// 255 bytes, more than 32 segments or more than 1024 characters. Paths are compared in NFC.
 public enum CanvasPath {
     public static let maxLength = 1024
     public static let maxDepth = 32
 
-    /// The normalised path, or why the input is not one.
-    public static func normalise(_ raw: String) -> Result<String, PathError> {
+    /// The normalised path, or why the input is not one. Text is put in Unicode NFC first, so
+    /// `é` typed as one character or as `e` and an accent names the same file.
+    public static func normalise(_ input: String) -> Result<String, PathError> {
+        let raw = input.precomposedStringWithCanonicalMapping
         guard !raw.isEmpty else { return .failure(PathError("must not be empty")) }
         guard raw.unicodeScalars.count <= maxLength else {
             return .failure(PathError("must be at most \(maxLength) characters"))

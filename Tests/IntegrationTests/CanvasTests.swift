@@ -263,6 +263,12 @@ struct CanvasTests {
             "/api/chat/canvas/files", user,
             #"{"projectId":"\#(id)","path":"/css/site.css","content":"x"}"#)
         #expect(duplicate.status == 409 && duplicate.errorFields == ["path"])
+        // The same name with its accent typed apart is the same path.
+        _ = try cluster.createFile(user, id, "caf\u{00E9}.md", "x")
+        let accented = try cluster.post(
+            "/api/chat/canvas/files", user,
+            #"{"projectId":"\#(id)","path":"cafe\u0301.md","content":"x"}"#)
+        #expect(accented.status == 409 && accented.errorFields == ["path"], "\(accented.text)")
         #expect(
             try cluster.createFile(user, other, "css/site.css", "x")["path"]?.stringValue
                 == "/css/site.css")

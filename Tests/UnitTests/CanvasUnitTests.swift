@@ -26,6 +26,14 @@ struct CanvasUnitTests {
         #expect(throws: CanvasPath.PathError.self) { try CanvasPath.normalise(raw).get() }
     }
 
+    @Test func pathsAreComparedInNFC() throws {
+        let composed = try CanvasPath.normalise("caf\u{00E9}/r\u{00E9}sum\u{00E9}.md").get()
+        let decomposed = try CanvasPath.normalise("cafe\u{0301}/re\u{0301}sume\u{0301}.md").get()
+        // Swift's == already treats the two as equal; MongoDB compares the stored bytes.
+        #expect(Array(composed.utf8) == Array(decomposed.utf8))
+        #expect(Array(composed.utf8) == Array("/caf\u{00E9}/r\u{00E9}sum\u{00E9}.md".utf8))
+    }
+
     @Test func fileTypesFollowTheExtension() {
         #expect(CanvasFileType.infer(fromName: "a.HTM") == "html")
         #expect(CanvasFileType.infer(fromName: "x.mjs") == "js")
