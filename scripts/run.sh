@@ -42,10 +42,11 @@ wait_for() {
 }
 
 stop_all() {
-  # A second Ctrl-C or SIGTERM must not cut this short and leave Redis or the stand-in running.
-  trap '' INT TERM
+  # A second Ctrl-C, SIGTERM or SIGHUP must not cut this short and leave Redis or the stand-in
+  # running; nor may a closed terminal, which makes the echo fail.
+  trap '' INT TERM HUP
   trap - EXIT
-  echo "stopping..."
+  echo "stopping..." || true
   # The gateway first, so the requests it drains still get answers; then the services, which
   # can still acknowledge and answer what they hold; Redis and the stand-in once they exited.
   if [ -n "$gateway" ]; then
@@ -59,7 +60,7 @@ stop_all() {
   wait 2>/dev/null || true
   exit 0
 }
-trap stop_all INT TERM EXIT
+trap stop_all INT TERM HUP EXIT
 
 # Redis and the stand-in run in their own sessions, so that a Ctrl-C, which the terminal sends
 # to every process of this one, stops them only after the services (stop_all).

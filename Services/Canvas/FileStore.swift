@@ -76,12 +76,7 @@ struct FileStore: Sendable {
     ) throws {
         var scope: Document = ["projectId": .string(projectId), "userId": .objectId(user)]
         if let fileId { scope["fileId"] = ["$ne": .string(fileId)] }
-        var folders: [Value] = []
-        var folder = ""
-        for segment in path.split(separator: "/").dropLast() {
-            folder += "/" + segment
-            folders.append(.string(folder))
-        }
+        let folders = CanvasPath.folders(of: path).map { Value.string($0) }
         // Paths inside `path` as a folder: from "path/" up to "path0" ("0" follows "/").
         var below = scope
         below["path"] = ["$gte": .string(path + "/"), "$lt": .string(path + "0")]

@@ -100,7 +100,15 @@ struct Versions: Sendable {
         var byPath: [String: Document] = [:]
         for file in current { if let path = file["path"]?.stringValue { byPath[path] = file } }
         var result = Restored()
-        var kept: Set<String> = []
+        let kept = Set(manifest.compactMap { $0.documentValue?["path"]?.stringValue })
+        // Files the version does not have go first: one of them may be where the version
+        // has a folder of files, or inside a file of the version (`/a` and `/a/b`).
+        for file in current {
+            guard let path = file["path"]?.stringValue, !kept.contains(path),
+                let fileId = file["fileId"]?.stringValue
+            else { continue }
+            if try store.delete(fileId: fileId, user: user) != nil { result.removed += 1 }
+        }
         let now = Timestamp.now()
         for entry in manifest.compactMap(\.documentValue) {
             guard let path = entry["path"]?.stringValue,
@@ -108,7 +116,6 @@ struct Versions: Sendable {
             else {
                 continue
             }
-            kept.insert(path)
             let type = entry["type"]?.stringValue ?? "other"
             if let existing = byPath[path], existing["checksum"]?.stringValue == checksum,
                 existing["type"]?.stringValue == type
@@ -129,12 +136,6 @@ struct Versions: Sendable {
                 newFileId: FileStore.derivedId(seed: seed, path: path),
                 now: now)
             result.written += 1
-        }
-        for file in current {
-            guard let path = file["path"]?.stringValue, !kept.contains(path),
-                let fileId = file["fileId"]?.stringValue
-            else { continue }
-            if try store.delete(fileId: fileId, user: user) != nil { result.removed += 1 }
         }
         return result
     }

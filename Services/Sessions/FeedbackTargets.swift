@@ -12,9 +12,10 @@ struct FeedbackTargets: Sendable {
     let agents: AgentHandlers
 
     /// `feedback.check-target` (and `conversations.check`, canvas's name for the same question
-    /// with only a `conversationId`): does `conversationId` belong to the caller, is `messageId` (if
-    /// given) a message of it, and does `agentId` (slug or 24-hex, if given) name an agent the
-    /// caller may see? 404 naming the first that fails; otherwise the ObjectIds feedback keeps.
+    /// with only a `conversationId`): does `conversationId` belong to the caller, is
+    /// `messageId` (if given) a message of it, and does `agentId` (slug or 24-hex, if given)
+    /// name an agent the caller may see? 404 naming the first that fails; otherwise the
+    /// ObjectIds feedback keeps.
     func check(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         guard let conversation = command.params["conversationId"], !conversation.isEmpty else {

@@ -141,7 +141,8 @@ public final class BusClient: @unchecked Sendable {
                 commands += streams.map { ["XINFO", "GROUPS", RedisArgument($0)] }
             }
             do {
-                // A command sent twice is harmless: services deduplicate by command id.
+                // A command sent twice is harmless: services deduplicate by command id. (A
+                // rate-limited one may count twice against its budget.)
                 let replies = try redis.retryingStaleConnection { (connection) throws(RedisError) in
                     try connection.pipeline(commands)
                 }

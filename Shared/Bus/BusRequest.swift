@@ -11,21 +11,24 @@ import Synchronization
 /// (`uc:reply:<name>`), which that service expires after its reply TTL. A reply that arrives
 /// after the deadline is dropped.
 ///
-/// A service that leaves a question unanswered for a second or more is taken to be down or
-/// stuck: for the next `quietMs` its questions fail at once (nil), and then one at a time goes
-/// through until one is answered. Otherwise every caller would wait its whole deadline, and a
-/// few callers would hold all of this service's workers.
+/// A service that leaves two questions in a row unanswered for a second or more is taken to be
+/// down or stuck: for the next `quietMs` its questions fail at once (nil), and then one at a
+/// time (the probe) goes through until one is answered. Otherwise every caller would wait its
+/// whole deadline, and a few callers would hold all of this service's workers.
 public final class BusRequester: Sendable {
-    struct Silence {
-        var until: Int64
-        var probing: Bool
+    struct Health {
+        /// Questions unanswered in a row (a second or more each).
+        var misses = 0
+        /// While silent, questions fail at once until this time (ms).
+        var silentUntil: Int64 = 0
+        var probing = false
     }
 
     let client: BusClient
     let logger: Logger
     let quietMs: Int64
-    /// Services whose last question went unanswered, by name.
-    private let silent = PlainLock<[String: Silence]>([:])
+    /// Services that left questions unanswered lately, by name.
+    private let health = PlainLock<[String: Health]>([:])
 
     /// `name` must be unique per process: it names the reply key.
     public init(
@@ -49,7 +52,7 @@ public final class BusRequester: Sendable {
         params: [String: String] = [:], body: [UInt8] = [], deadline: Int64
     ) -> Reply? {
         let sentAt = Timestamp.now().milliseconds
-        guard admit(service, now: sentAt) else { return nil }
+        guard let isProbe = admit(service, now: sentAt) else { return nil }
         let id = Crypto.randomHex(16)
         let command = Command(
             id: id, requestId: id, type: type, userId: userId, role: role, params: params,
@@ -62,43 +65,46 @@ public final class BusRequester: Sendable {
         }
         done.wait()
         let reply = answer.withLock { $0 }
-        record(service, answered: reply != nil, waitedMs: deadline - sentAt)
+        record(service, answered: reply != nil, waitedMs: deadline - sentAt, probe: isProbe)
         return reply
     }
 
-    /// False while `service` is silent; once its quiet time is over, true for one caller at a
-    /// time (the probe).
-    private func admit(_ service: String, now: Int64) -> Bool {
-        silent.withLock { table in
-            guard var silence = table[service] else { return true }
-            if now < silence.until || silence.probing { return false }
-            silence.probing = true
-            table[service] = silence
+    /// Nil while `service` is silent. Otherwise whether this question is the probe: the one let
+    /// through once the quiet time is over, while the others still fail at once.
+    private func admit(_ service: String, now: Int64) -> Bool? {
+        health.withLock { table -> Bool? in
+            guard var state = table[service], state.silentUntil > 0 else { return false }
+            if now < state.silentUntil || state.probing { return nil }
+            state.probing = true
+            table[service] = state
             return true
         }
     }
 
-    /// An answer ends the silence. No answer to a question allowed a second or more starts it
-    /// (a shorter wait may just have been too short).
-    private func record(_ service: String, answered: Bool, waitedMs: Int64) {
+    /// An answer ends the misses and the silence. No answer to a question allowed a second or
+    /// more is a miss (a shorter wait may just have been too short); the second miss in a row,
+    /// or a probe's, makes the service silent for `quietMs`.
+    private func record(_ service: String, answered: Bool, waitedMs: Int64, probe: Bool) {
         let now = Timestamp.now().milliseconds
-        let started = silent.withLock { table -> Bool in
+        let silenced = health.withLock { table -> Bool in
+            var state = table[service] ?? Health()
+            defer { table[service] = state.misses == 0 && state.silentUntil == 0 ? nil : state }
+            if probe { state.probing = false }
             if answered {
-                table[service] = nil
+                state = Health()
                 return false
             }
-            if waitedMs < 1000 {
-                table[service]?.probing = false
-                return false
-            }
-            let wasSilent = table[service] != nil
-            table[service] = Silence(until: now + quietMs, probing: false)
+            guard waitedMs >= 1000 else { return false }
+            state.misses += 1
+            guard state.misses >= 2 || probe else { return false }
+            let wasSilent = state.silentUntil > 0
+            state.silentUntil = now + quietMs
             return !wasSilent
         }
-        if started {
+        if silenced {
             logger.warning(
-                "no answer from a service; its questions fail at once for a while",
-                [.stream: BusNames.commandStream(service), .count: String(quietMs)])
+                "a service left questions unanswered; its questions fail at once for a while",
+                [.stream: BusNames.commandStream(service)])
         }
     }
 

@@ -34,7 +34,8 @@ public struct BusEvent: Sendable {
 public final class EventPublisher: Sendable {
     struct State {
         let redis: RedisConnection
-        var lastTrimMs: Int64 = 0
+        /// When each stream was last trimmed (ms).
+        var trimmedAt: [String: Int64] = [:]
     }
 
     let state: Mutex<State>
@@ -60,8 +61,8 @@ public final class EventPublisher: Sendable {
         let result: Result<RedisReply, RedisError> = state.withLock { current in
             do throws(RedisError) {
                 let added = try current.redis.run(argv)
-                if now - current.lastTrimMs >= trimEveryMs {
-                    current.lastTrimMs = now
+                if now - (current.trimmedAt[stream] ?? 0) >= trimEveryMs {
+                    current.trimmedAt[stream] = now
                     // Best effort: a failed trim is tried again at the next interval.
                     try? EventPublisher.trim(stream, on: current.redis)
                 }

@@ -31,9 +31,10 @@ static inline void uc_ignore_sigpipe(void) {
 /* Sends each SIGTERM, SIGINT and SIGHUP to `writer` as one byte holding its number.
  * sigaction replaces the default action in one step, so no signal is lost or ignored on the
  * way. A SIGINT or SIGHUP the parent set to be ignored stays ignored (a service started with
- * `&` from a script: Ctrl-C is the script's to handle; `nohup`). Both are then unblocked in the calling thread
- * and the threads it starts later: a parent may have spawned the process with every signal
- * blocked, as Foundation's Process does from a thread that blocks them.
+ * `&` from a script: Ctrl-C is the script's to handle; `nohup`). All three are then
+ * unblocked in the calling thread and the threads it starts later: a parent may have spawned
+ * the process with every signal blocked, as Foundation's Process does from a thread that
+ * blocks them.
  * 0 on success, -1 with errno. */
 static inline int uc_forward_termination_signals(int writer) {
     struct sigaction action, previous;

@@ -183,6 +183,19 @@ public final class HTTPServer: @unchecked Sendable {
         if listener >= 0 { close(listener) }
     }
 
+    /// Answers `error` and closes the connection; the rest of the request is never handled.
+    /// `beforeTheBody`: the body is still unread, so the socket is drained after the answer.
+    fileprivate func refuse(
+        _ error: APIError, _ context: ConnectionContext, _ connection: OpaquePointer,
+        beforeTheBody: Bool
+    ) -> MHD_Result {
+        context.rejected = true
+        context.answeredEarly = beforeTheBody
+        var response = HTTPResponse.error(error)
+        response.headers.append(("Connection", "close"))
+        return queue(response, on: connection)
+    }
+
     fileprivate func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
         let made: OpaquePointer?
         if let stream = response.stream {
@@ -300,21 +313,14 @@ private let accessHandler: MHD_AccessHandlerCallback = {
             ?? server.config.maxBodyBytes
         context.limit = limit
         if uc_mhd_ambiguous_framing(connection) != 0 {
-            context.rejected = true
-            context.answeredEarly = true
-            var response = HTTPResponse.error(
-                .malformed("Content-Length and Transfer-Encoding: at most one, once"))
-            response.headers.append(("Connection", "close"))
-            return server.queue(response, on: connection)
+            return server.refuse(
+                .malformed("Content-Length and Transfer-Encoding: at most one, once"),
+                context, connection, beforeTheBody: true)
         }
         let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length")
             .flatMap { Int(String(cString: $0)) }
         if let declared, declared > limit {
-            context.rejected = true
-            context.answeredEarly = true
-            var response = HTTPResponse.error(.tooLarge(limit))
-            response.headers.append(("Connection", "close"))
-            return server.queue(response, on: connection)
+            return server.refuse(.tooLarge(limit), context, connection, beforeTheBody: true)
         }
         return .YES
     }
@@ -343,10 +349,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     }
 
     if context.overflow > 0 {
-        context.rejected = true
-        var response = HTTPResponse.error(.tooLarge(limit))
-        response.headers.append(("Connection", "close"))
-        return server.queue(response, on: connection)
+        return server.refuse(.tooLarge(limit), context, connection, beforeTheBody: false)
     }
 
     switch context.stage {

@@ -44,8 +44,11 @@ public enum CanvasPath {
         }) {
             return .failure(PathError("must not contain control characters"))
         }
-        if raw.contains("\\") { return .failure(PathError("must use / as the separator, not \\")) }
-        if raw.contains(":") {
+        // By code point: a `\` or `:` followed by an accent is one Character, not `\` or `:`.
+        if raw.unicodeScalars.contains("\\") {
+            return .failure(PathError("must use / as the separator, not \\"))
+        }
+        if raw.unicodeScalars.contains(":") {
             return .failure(PathError("must not contain ':' (drive letters, URLs)"))
         }
         var rest = Substring(raw)
@@ -75,6 +78,17 @@ public enum CanvasPath {
             return .failure(PathError("must have at most \(maxDepth) segments"))
         }
         return .success("/" + segments.joined(separator: "/"))
+    }
+
+    /// The folders a normalised path lies in, outermost first: `/a/b/c` is in `/a` and `/a/b`.
+    public static func folders(of path: String) -> [String] {
+        var folders: [String] = []
+        var folder = ""
+        for segment in path.split(separator: "/").dropLast() {
+            folder += "/" + segment
+            folders.append(folder)
+        }
+        return folders
     }
 
     /// The last segment of a normalised path: the file's `name`.
@@ -194,6 +208,12 @@ public enum CanvasFileSet {
             let metadata = sanitisedMetadata(file["metadata"]?.documentValue)
             result.append(
                 GeneratedFile(path: path, type: type, content: content, metadata: metadata))
+        }
+        // A file inside another file (`/a` and `/a/b`) could not be stored or unpacked.
+        for path in seen {
+            if let parent = CanvasPath.folders(of: path).first(where: seen.contains) {
+                return .failure(Invalid("\(path) is inside the file \(parent)"))
+            }
         }
         return .success(result)
     }

@@ -311,10 +311,13 @@ struct CanvasTests {
             "/api/chat/canvas/files/\(plain["fileId"]?.stringValue ?? "")", user,
             #"{"path":"docs/guide"}"#)
         #expect(moved.status == 409 && moved.errorFields == ["path"], "\(moved.text)")
+        // Names that only start like a folder's are not inside it.
         let into = try cluster.createFile(user, id, "notes.md.d/x.md", "z")
         #expect(into["path"]?.stringValue == "/notes.md.d/x.md")
+        _ = try cluster.createFile(user, id, "docs-old/a.md", "z")
+        _ = try cluster.createFile(user, id, "docs0", "z")
         let listed = try cluster.get("/api/chat/canvas/projects/\(id)/files", user)
-        #expect(listed["items"]?.arrayValue?.count == 3)
+        #expect(listed["items"]?.arrayValue?.count == 5)
     }
 
     @Test func projectStatsFollowEveryFileChange() throws {
@@ -677,6 +680,26 @@ struct CanvasTests {
         #expect(
             try cluster.post("/api/chat/canvas/projects/\(id)/rollback", user, "{}").errorFields
                 == ["historyId"])
+    }
+
+    /// A rollback takes out the files its version lacks before it writes its own, so a folder
+    /// made since where the version has a file (`/index.html/x.md`) does not block it.
+    @Test func rollbackRestoresAFileWhereAFolderWasMadeSince() throws {
+        let user = cluster.newUser()
+        let id = try cluster.createProject(user)
+        let first = try cluster.generate(user, id, ["prompt": "First headline"])
+        _ = try cluster.finishedHistory(user, first)
+        let index = try #require(
+            try cluster.listFiles(user, id).first { $0["path"]?.stringValue == "/index.html" })
+        let indexId = try #require(index["fileId"]?.stringValue)
+        #expect(try cluster.delete("/api/chat/canvas/files/\(indexId)", user).status == 200)
+        _ = try cluster.createFile(user, id, "index.html/x.md", "in the way")
+
+        let rolled = try cluster.post(
+            "/api/chat/canvas/projects/\(id)/rollback", user, #"{"historyId":"\#(first)"}"#)
+        #expect(rolled.status == 200, "\(rolled.text)")
+        let paths = try cluster.listFiles(user, id).compactMap { $0["path"]?.stringValue }
+        #expect(paths.contains("/index.html") && !paths.contains("/index.html/x.md"))
     }
 
     @Test func generateValidatesThePromptAndTheProvider() throws {

@@ -325,9 +325,9 @@ struct FaultTests {
         #expect(cluster.log("gateway").contains("\"stopped\""))
     }
 
-    /// A closed terminal (SIGHUP) stops a service as SIGTERM does, draining first, instead of
-    /// killing it on the spot.
-    @Test func sighupDrainsAndExitsCleanly() throws {
+    /// A closed terminal (SIGHUP) stops a service and the gateway as SIGTERM does (their
+    /// "stopped" line is written at the end of the drain), instead of killing them on the spot.
+    @Test func sighupStopsLikeSIGTERM() throws {
         let cluster = try Cluster(services: ["sessions"], environment: ["LOG_LEVEL": "info"])
         defer { cluster.shutdown() }
         let user = cluster.newUser()

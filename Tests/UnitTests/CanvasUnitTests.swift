@@ -19,6 +19,7 @@ struct CanvasUnitTests {
         "", "/", "..", "../a", "a/../b", "a/..", "a//b", "a/", "//server/share", "C:\\x", "c:/x",
         "\\..\\x",
         "a\\b", "~/x", "~", "a/\u{0}b", "a/\u{1F}b", "a/\u{7F}b", "a/\u{80}b", "a\u{9F}",
+        "a\\\u{301}b", "c:\u{301}/x",
         ".", "./", "http://x/y",
         String(repeating: "a", count: 256), Array(repeating: "a", count: 33).joined(separator: "/"),
     ])
@@ -57,6 +58,7 @@ struct CanvasUnitTests {
             #"{"files":[{"path":"a","content":1}]}"#,
             #"{"files":[{"path":"a","content":"","type":"pdf"}]}"#,
             #"{"files":[{"path":"a","content":""},{"path":"/a","content":""}]}"#,
+            #"{"files":[{"path":"a/b","content":""},{"path":"a","content":""}]}"#,
             #"{"files":[{"path":"a","content":""},{"path":"b","content":""},{"path":"c","content":""}]}"#,
         ]
         for text in refused {
