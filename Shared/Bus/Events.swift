@@ -64,7 +64,7 @@ public final class EventPublisher: Sendable {
                 if now - (current.trimmedAt[stream] ?? 0) >= trimEveryMs {
                     current.trimmedAt[stream] = now
                     // Best effort: a failed trim is tried again at the next interval.
-                    try? EventPublisher.trim(stream, on: current.redis)
+                    try? StreamTrim.belowEveryGroup(stream, on: current.redis, approximate: false)
                 }
                 return .success(added)
             } catch {
@@ -73,10 +73,16 @@ public final class EventPublisher: Sendable {
         }
         _ = try result.get()
     }
+}
 
-    /// Drops the entries every group of `stream` has read and acknowledged; nothing when the
-    /// stream has no group yet.
-    static func trim(_ stream: String, on redis: RedisConnection) throws(RedisError) {
+/// Trimming of a stream read by consumer groups.
+public enum StreamTrim {
+    /// Drops the entries every group of `stream` has read and acknowledged, so nothing
+    /// pending or unread is lost; nothing when the stream has no group yet. `approximate`:
+    /// `MINID ~`, which Redis does in whole nodes (cheaper, keeps a little more).
+    public static func belowEveryGroup(
+        _ stream: String, on redis: RedisConnection, approximate: Bool
+    ) throws(RedisError) {
         let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array ?? []
         var floor: String?
         for group in groups {
@@ -92,7 +98,8 @@ public final class EventPublisher: Sendable {
             if floor.map({ StreamId.isBefore(oldest, $0) }) ?? true { floor = oldest }
         }
         guard let floor else { return }
-        try redis.run(["XTRIM", RedisArgument(stream), "MINID", RedisArgument(floor)])
+        let mode: [RedisArgument] = approximate ? ["MINID", "~"] : ["MINID"]
+        try redis.run(["XTRIM", RedisArgument(stream)] + mode + [RedisArgument(floor)])
     }
 }
 

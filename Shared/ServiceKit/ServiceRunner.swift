@@ -558,20 +558,7 @@ public final class ServiceRunner: @unchecked Sendable {
     /// so nothing that is pending or not yet read is ever dropped.
     private func trim(_ redis: RedisConnection) {
         do {
-            guard let groups = try redis.run(["XINFO", "GROUPS", RedisArgument(stream)]).array
-            else { return }
-            guard
-                let group = groups.map(\.fieldMap).first(where: {
-                    $0["name"]?.text == service
-                }),
-                let delivered = group["last-delivered-id"]?.text
-            else { return }
-            var floor = delivered
-            let summary = try redis.run(["XPENDING", RedisArgument(stream), RedisArgument(service)])
-            if let oldest = summary.array?[1].text, StreamId.isBefore(oldest, floor) {
-                floor = oldest
-            }
-            try redis.run(["XTRIM", RedisArgument(stream), "MINID", "~", RedisArgument(floor)])
+            try StreamTrim.belowEveryGroup(stream, on: redis, approximate: true)
         } catch {
             logger.debug("trim failed", [.stream: stream, .error: "\(error)"])
         }
