@@ -223,9 +223,7 @@ struct SettingsTests {
         let own = try Cluster(services: ["sessions", "settings"])
         defer { own.shutdown() }
         let user = own.newUser()
-        let agent = try #require(
-            try own.get("/api/agents", user)["items"]?.arrayValue?.first?
-                .documentValue?["id"]?.stringValue)
+        let agent = try firstCatalogAgent(own, user)
         let chosen = try own.put("/api/chat/settings", user, #"{"defaultAgent":"\#(agent)"}"#)
         #expect(chosen["defaultAgent"]?.stringValue == agent)
 
@@ -241,16 +239,14 @@ struct SettingsTests {
     }
 
     /// With the agent catalog hung, a change of the default agent answers 503 without each one
-    /// waiting for it: after one check went unanswered the next fail at once, so a few clients
+    /// waiting for it: after two checks went unanswered the next fail at once, so a few clients
     /// cannot hold every settings worker (logins queued behind them). Once the catalog is
     /// back, one check goes through and changes work again.
     @Test func changesFailFastWhileTheAgentCatalogIsHungAndRecoverAfter() throws {
         let own = try Cluster(services: ["sessions", "settings"])
         defer { own.shutdown() }
         let user = own.newUser()
-        let agent = try #require(
-            try own.get("/api/agents", user)["items"]?.arrayValue?.first?
-                .documentValue?["id"]?.stringValue)
+        let agent = try firstCatalogAgent(own, user)
         let change = #"{"defaultAgent":"\#(agent)"}"#
 
         own.send("sessions", signal: SIGSTOP)
@@ -270,6 +266,13 @@ struct SettingsTests {
             eventually(seconds: 15) {
                 (try? own.put("/api/chat/settings", user, change).status) == 200
             })
+    }
+
+    /// The id of the first agent of the catalog `user` sees.
+    private func firstCatalogAgent(_ cluster: Cluster, _ user: TestUser) throws -> String {
+        try #require(
+            try cluster.get("/api/agents", user)["items"]?.arrayValue?.first?
+                .documentValue?["id"]?.stringValue)
     }
 
     /// A custom quick action of `user`; its id.
