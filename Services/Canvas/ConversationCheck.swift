@@ -23,7 +23,7 @@ struct ConversationCheck: Sendable {
             let reply = requester.request(
                 "conversations.check", to: "sessions", userId: command.userId,
                 role: command.role, params: ["conversationId": conversation], deadline: deadline)
-        else { throw APIError.unavailable("the sessions service did not answer in time") }
+        else { throw APIError.unavailable("the sessions service is not answering; retry shortly") }
         switch reply.status {
         case 200:
             return

@@ -178,8 +178,8 @@ struct FileHandlers: Sendable {
         let fields = try validate(body, allowed: FileHandlers.updatable)
         guard
             let current = try files.findOne(
-                ["fileId": .string(fileId), "userId": .objectId(user)], projection: ["projectId": 1]
-            )
+                ["fileId": .string(fileId), "userId": .objectId(user)],
+                projection: ["projectId": 1, "path": 1])
         else { throw APIError.notFound("file") }
         let projectId = current["projectId"]?.stringValue ?? ""
         try ProjectHandlers.requireActive(try ProjectHandlers.owned(projects, projectId, user))
@@ -227,9 +227,32 @@ struct FileHandlers: Sendable {
                 }
                 throw APIError.notFound("file")
             }
+            if let path = fields.path, let oldPath = current["path"]?.stringValue {
+                try recheckFolderClash(
+                    path, movedFrom: oldPath, fileId: fileId, projectId: projectId, user: user)
+            }
             return Reply(status: 200, updated)
         } catch let error as MongoError where error.kind == .duplicateKey {
             throw taken
+        }
+    }
+
+    /// A rename checked again once stored, as a new file is (`FileStore.insert`): on a clash
+    /// with a file written meanwhile the file goes back to its old path and the answer is 409.
+    private func recheckFolderClash(
+        _ path: String, movedFrom oldPath: String, fileId: String, projectId: String,
+        user: ObjectId
+    ) throws {
+        do {
+            try store.requireNoFolderClash(
+                path, projectId: projectId, user: user, movingFileId: fileId)
+        } catch {
+            let back: Document = [
+                "path": .string(oldPath), "name": .string(CanvasPath.name(of: oldPath)),
+            ]
+            _ = try? files.updateOne(
+                ["fileId": .string(fileId), "userId": .objectId(user)], ["$set": .document(back)])
+            throw error
         }
     }
 

@@ -66,6 +66,17 @@ struct FileStore: Sendable {
             try? bump(projectId, user, files: -1, bytes: -size)
             throw error
         }
+        // Checked again once stored: two writers of `/a` and `/a/b` at once both pass the
+        // first check. Each then sees the other and takes its own file back (both 409).
+        guard let path = doc["path"]?.stringValue, let fileId = doc["fileId"]?.stringValue
+        else { return }
+        do {
+            try requireNoFolderClash(
+                path, projectId: projectId, user: user, movingFileId: fileId)
+        } catch {
+            _ = try? delete(fileId: fileId, user: user)
+            throw error
+        }
     }
 
     /// A file must not stand where other files make a folder, nor inside another file: `/a`

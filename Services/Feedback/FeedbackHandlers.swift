@@ -122,7 +122,7 @@ struct FeedbackHandlers: Sendable {
                 "feedback.check-target", to: "sessions", userId: user, role: command.role,
                 params: params,
                 deadline: deadline)
-        else { throw APIError.unavailable("the sessions service did not answer in time") }
+        else { throw APIError.unavailable("the sessions service is not answering; retry shortly") }
         switch reply.status {
         case 200:
             return try JSONParser.parseObject(reply.body)

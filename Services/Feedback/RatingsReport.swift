@@ -27,7 +27,7 @@ struct RatingsReport: Sendable {
                 "agents.resolve", to: "sessions", userId: user, role: command.role,
                 params: ["agentId": key],
                 deadline: deadline)
-        else { throw APIError.unavailable("the sessions service did not answer in time") }
+        else { throw APIError.unavailable("the sessions service is not answering; retry shortly") }
         guard reply.status == 200 else {
             if (400..<500).contains(reply.status) { throw FeedbackHandlers.passedOn(reply) }
             throw APIError.unavailable("the sessions service could not find the agent")

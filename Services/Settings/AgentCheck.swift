@@ -62,7 +62,7 @@ struct AgentCheck: Sendable {
         case .gone:
             throw APIError.invalid(field, "names no agent you can use")
         case .unknown:
-            throw APIError.unavailable("the agent catalog could not check the agent")
+            throw APIError.unavailable("the agent catalog could not check the agent; retry shortly")
         }
     }
 }

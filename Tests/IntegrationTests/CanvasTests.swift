@@ -682,6 +682,25 @@ struct CanvasTests {
                 == ["historyId"])
     }
 
+    /// `/x` and `/x/y` written at the same moment: at most one of them is kept, never both.
+    @Test func aFileAndAFolderWrittenAtOnceAreNeverBothKept() throws {
+        let user = cluster.newUser()
+        for round in 0..<12 {
+            let id = try cluster.createProject(user, name: "race \(round)")
+            parallel(2) { index in
+                _ = try? cluster.post(
+                    "/api/chat/canvas/files", user,
+                    #"{"projectId":"\#(id)","path":"\#(index == 0 ? "x" : "x/y")","content":""}"#)
+            }
+            let paths = try cluster.listFiles(user, id).compactMap { $0["path"]?.stringValue }
+            #expect(!(paths.contains("/x") && paths.contains("/x/y")), "round \(round)")
+            let project = try cluster.get("/api/chat/canvas/projects/\(id)", user)
+            #expect(
+                project.document?.value(at: "stats.filesGenerated")?.intValue
+                    == Int64(paths.count), "round \(round)")
+        }
+    }
+
     /// A rollback takes out the files its version lacks before it writes its own, so a folder
     /// made since where the version has a file (`/index.html/x.md`) does not block it.
     @Test func rollbackRestoresAFileWhereAFolderWasMadeSince() throws {
