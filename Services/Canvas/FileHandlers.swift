@@ -56,8 +56,8 @@ struct FileHandlers: Sendable {
             guard content.utf8.count <= config.maxFileBytes else {
                 throw APIError(
                     status: 413, code: "payload_too_large",
-                    message:
-                        "content is \(content.utf8.count) bytes; files are limited to \(config.maxFileBytes)",
+                    message: "content is \(content.utf8.count) bytes; files are limited to "
+                        + "\(config.maxFileBytes)",
                     details: [FieldError("content", "must be at most \(config.maxFileBytes) bytes")]
                 )
             }

@@ -198,10 +198,8 @@ public enum CanvasFileSet {
             var type = CanvasFileType.infer(fromName: CanvasPath.name(of: path))
             if let given = file["type"] {
                 guard let text = given.stringValue, CanvasFileType.all.contains(text) else {
-                    return .failure(
-                        Invalid(
-                            "files[\(index)].type must be one of \(CanvasFileType.all.joined(separator: ", "))"
-                        ))
+                    let types = CanvasFileType.all.joined(separator: ", ")
+                    return .failure(Invalid("files[\(index)].type must be one of \(types)"))
                 }
                 type = text
             }

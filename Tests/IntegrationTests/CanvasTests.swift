@@ -22,7 +22,8 @@ struct CanvasTests {
         let conversation = try cluster.createSession(user, name: "landing")
         let created = try cluster.post(
             "/api/chat/canvas/projects", user,
-            #"{"name":"Modern SaaS Landing Page","description":"A responsive landing page for a SaaS product","#
+            #"{"name":"Modern SaaS Landing Page","#
+                + #""description":"A responsive landing page for a SaaS product","#
                 + #""template":"SaaS Landing","category":"Landing","#
                 + #""conversationId":"\#(conversation)"}"#)
         #expect(created.status == 201)
@@ -216,8 +217,10 @@ struct CanvasTests {
         let item = try #require(listed["items"]?.arrayValue?.first?.documentValue)
         #expect(item["content"] == nil && item["size"] == file["size"])
 
+        let upperChecksum = Crypto.sha256Hex(Array("abc".utf8)).uppercased()
         let right =
-            #"{"projectId":"\#(id)","path":"ok.txt","content":"abc","size":3,"checksum":"\#(Crypto.sha256Hex(Array("abc".utf8)).uppercased())"}"#
+            #"{"projectId":"\#(id)","path":"ok.txt","content":"abc","size":3,"#
+            + #""checksum":"\#(upperChecksum)"}"#
         #expect(try cluster.post("/api/chat/canvas/files", user, right).status == 201)
         let wrongSize = #"{"projectId":"\#(id)","path":"s.txt","content":"abc","size":4}"#
         #expect(try cluster.post("/api/chat/canvas/files", user, wrongSize).errorFields == ["size"])
@@ -337,7 +340,8 @@ struct CanvasTests {
             DispatchQueue.global().async(group: group) {
                 let created = try? cluster.post(
                     "/api/chat/canvas/files", user,
-                    #"{"projectId":"\#(id)","path":"many/\#(index).txt","content":"\#(String(repeating: "x", count: index))"}"#
+                    #"{"projectId":"\#(id)","path":"many/\#(index).txt","#
+                        + #""content":"\#(String(repeating: "x", count: index))"}"#
                 )
                 if created?.status != 201 { failures.add(1, ordering: .relaxed) }
                 let content = String(repeating: "y", count: index % 5)

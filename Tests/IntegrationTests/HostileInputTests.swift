@@ -120,15 +120,15 @@ struct HostileInputTests {
         ("POST", "/api/chat/sessions", #"{"name":"x","tags":[{"$gt":""}]}"#),
         (
             "POST", "/api/chat/feedback",
-            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":{"$gt":1}}}"#
+            ratedFeedback(metadata: #"{"a":{"$gt":1}}"#)
         ),
         (
             "POST", "/api/chat/feedback",
-            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":[{"b.c":1}]}}"#
+            ratedFeedback(metadata: #"{"a":[{"b.c":1}]}"#)
         ),
         (
             "POST", "/api/chat/feedback",
-            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"$inc":{"x":1}}}"#
+            ratedFeedback(metadata: #"{"$inc":{"x":1}}"#)
         ),
         ("PUT", "/api/chat/settings", #"{"notifications":{"$set":true}}"#),
         ("PUT", "/api/chat/settings", #"{"$unset":{"model":""}}"#),
@@ -169,7 +169,7 @@ struct HostileInputTests {
         ),
         (
             "POST", "/api/chat/feedback",
-            #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":{"a":{"":{}}}}"#
+            ratedFeedback(metadata: #"{"a":{"":{}}}"#)
         ),
     ])
     func operatorAndDottedKeysAreRefusedAnywhereInABody(method: String, path: String, body: String)
@@ -492,9 +492,14 @@ struct HostileInputTests {
         // Past libmicrohttpd's connection memory: its own 414/431 page, or a close.
         // TODO: these answers are libmicrohttpd's HTML pages, not the JSON error shape.
         for request in [
-            "GET /api/chat/sessions?tag=\(String(repeating: "t", count: 100_000)) HTTP/1.1\r\nHost: x\r\n\r\n",
-            "GET /api/chat/sessions HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 70_000))\r\n\r\n",
-            "GET /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(String(repeating: "a", count: 65_536))\r\n\r\n",
+            RawConnection.head(
+                "GET", "/api/chat/sessions?tag=\(String(repeating: "t", count: 100_000))")
+                + "\r\n",
+            RawConnection.head("GET", "/api/chat/sessions")
+                + "X-Big: \(String(repeating: "b", count: 70_000))\r\n\r\n",
+            RawConnection.head(
+                "GET", "/api/chat/sessions", token: String(repeating: "a", count: 65_536))
+                + "\r\n",
         ] {
             let connection = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
             connection.write(request)
@@ -519,8 +524,8 @@ struct HostileInputTests {
         let user = cluster.newUser()
         let body = #"{"name":"a"}GET /api/ping HTTP/1.1\#r\#nHost: x\#r\#n\#r\#n"#
         let head =
-            "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\n"
-            + "Authorization: Bearer \(user.token)\r\nContent-Type: application/json\r\n"
+            RawConnection.head("POST", "/api/chat/sessions", token: user.token)
+            + "Content-Type: application/json\r\n"
         for framing in [
             "Content-Length: 12\r\nContent-Length: \(body.utf8.count)\r\n",
             "Content-Length: 12\r\nContent-Length: 12\r\n",
@@ -550,8 +555,9 @@ struct HostileInputTests {
             let connection = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
             let started = Date()
             connection.write(
-                "POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
-                    + "Content-Type: application/json\r\nContent-Length: \(declared)\r\n\r\n{\"role\":"
+                RawConnection.head("POST", path, token: user.token)
+                    + "Content-Type: application/json\r\nContent-Length: \(declared)\r\n\r\n"
+                    + "{\"role\":"
             )
             let answer = try #require(connection.readResponse(), "no answer for \(path)")
             #expect(answer.status == 413)
@@ -790,8 +796,9 @@ struct HostileInputTests {
         let texts = [
             "*1\r\n$8\r\nFLUSHALL\r\n", "%s%s%n%x %d %%", "a\r\nb\r\n\r\nHTTP/1.1 200 OK",
             "nul\u{0}byte",
-            "שלום עולם", "مرحبا بالعالم \u{200F}", "\u{202E}gnp.exe", "e\u{0301}", "\u{00E9}",
-            "A\u{030A}\u{0327}", "👨‍👩‍👧‍👦 family", "\u{FEFF}bom inside", "tab\there", "\\u0000 literal",
+            "שלום עולם", "مرحبا بالعالم \u{200F}", "\u{202E}gnp.exe", "e\u{0301}",
+            "\u{00E9}", "A\u{030A}\u{0327}", "👨‍👩‍👧‍👦 family", "\u{FEFF}bom inside", "tab\there",
+            "\\u0000 literal",
         ]
         var problems: [String] = []
         for field in fields(target) {
@@ -801,7 +808,8 @@ struct HostileInputTests {
                     cluster, method, path, token: target.user.token, body: json(body))
                 guard [200, 201].contains(written.status) else {
                     problems.append(
-                        "\(field.label) \(text.debugDescription) -> \(written.status) \(written.text)"
+                        "\(field.label) \(text.debugDescription) -> \(written.status) "
+                            + written.text
                     )
                     continue
                 }
@@ -809,7 +817,9 @@ struct HostileInputTests {
                 for (stage, result) in [("answer", written), ("read", read)]
                 where Self.scalars(field.read(result)) != Self.scalars(text) {
                     problems.append(
-                        "\(field.label) \(stage): \(field.read(result)?.debugDescription ?? "nil") != \(text.debugDescription)"
+                        "\(field.label) \(stage): "
+                            + "\(field.read(result)?.debugDescription ?? "nil") != "
+                            + text.debugDescription
                     )
                 }
             }
@@ -834,7 +844,8 @@ struct HostileInputTests {
                     || Self.scalars(field.read(ok)) != Self.scalars(fits)
                 {
                     problems.append(
-                        "\(field.label): \(field.limit) \(name) -> \(ok.status) \(ok.text.prefix(200))"
+                        "\(field.label): \(field.limit) \(name) -> \(ok.status) "
+                            + ok.text.prefix(200)
                     )
                 }
                 let over = field.write(fits + unit)
@@ -885,8 +896,9 @@ struct SlowClientTests {
             let connection = try RawConnection(port: cluster.httpPort, timeoutSeconds: 1)
             if index % 2 == 0 {
                 connection.write(
-                    "POST /api/chat/sessions/\(session)/messages HTTP/1.1\r\nHost: x\r\n"
-                        + "Authorization: Bearer \(user.token)\r\nContent-Type: application/json\r\n"
+                    RawConnection.head(
+                        "POST", "/api/chat/sessions/\(session)/messages", token: user.token)
+                        + "Content-Type: application/json\r\n"
                         + "Content-Length: 1000\r\n\r\n{\"role\":\"u")
             } else {
                 connection.write("GET /api/chat/sess")
@@ -929,7 +941,7 @@ struct SlowClientTests {
     }
 
     @Test(
-        "C23: idle keep-alive connections are reused or closed cleanly; memory returns after big bodies"
+        "C23: idle keep-alive connections are reused or closed; memory returns after big bodies"
     )
     func keepAliveReuseAndMemoryAfterBigBodies() throws {
         let cluster = try Cluster(
@@ -937,8 +949,7 @@ struct SlowClientTests {
             environment: ["HTTP_CONNECTION_TIMEOUT_S": "2", "RATE_LIMIT_WRITES": "0"])
         defer { cluster.shutdown() }
         let user = cluster.newUser()
-        let request =
-            "GET /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n\r\n"
+        let request = RawConnection.head("GET", "/api/chat/sessions", token: user.token) + "\r\n"
 
         // Just under the timeout: the same connection is served again.
         let reused = try RawConnection(port: cluster.httpPort, timeoutSeconds: 5)
@@ -965,7 +976,7 @@ struct SlowClientTests {
                     let connection = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10)
                 else { return }
                 connection.write(
-                    "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
+                    RawConnection.head("POST", "/api/chat/sessions", token: user.token)
                         + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
                 for _ in 0..<24 {
                     connection.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n")
@@ -974,18 +985,22 @@ struct SlowClientTests {
                 _ = connection.readResponse()
                 let declared = try? RawConnection(port: cluster.httpPort, timeoutSeconds: 10)
                 declared?.write(
-                    "POST /api/chat/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(user.token)\r\n"
+                    RawConnection.head("POST", "/api/chat/sessions", token: user.token)
                         + "Content-Type: application/json\r\nContent-Length: \(11 << 20)\r\n\r\n")
                 _ = declared?.readResponse()
             }
         }
         let ceiling = baseline + 64 * 1024
         let settled = eventually(seconds: 5) { SlowClientTests.residentKB(gateway) < ceiling }
-        #expect(
-            settled,
-            "gateway RSS \(SlowClientTests.residentKB(gateway)) KB after big bodies, \(baseline) KB before"
-        )
+        let resident = SlowClientTests.residentKB(gateway)
+        #expect(settled, "gateway RSS \(resident) KB after big bodies, \(baseline) KB before")
         #expect(try cluster.get("/api/chat/sessions", user).status == 200)
         #expect(cluster.pids("gateway") == [gateway])
     }
+}
+
+/// A feedback body for a conversation "S" with the given `metadata` JSON.
+private func ratedFeedback(metadata: String) -> String {
+    #"{"conversationId":"S","feedbackType":"conversation","rating":3,"metadata":"#
+        + metadata + "}"
 }

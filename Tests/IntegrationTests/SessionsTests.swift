@@ -106,7 +106,8 @@ struct SessionsTests {
         let user = cluster.newUser()
         let created = try cluster.post(
             "/api/chat/sessions", user,
-            #"{"name":"Project Alpha","description":"keep me","settings":{"temperature":1.2,"mode":"coding"}}"#
+            #"{"name":"Project Alpha","description":"keep me","#
+                + #""settings":{"temperature":1.2,"mode":"coding"}}"#
         )
         let id = try #require(created["sessionId"]?.stringValue)
         #expect(

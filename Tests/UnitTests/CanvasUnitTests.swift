@@ -47,7 +47,8 @@ struct CanvasUnitTests {
         let limits = CanvasLimits(maxFileBytes: 10, maxFiles: 2)
         let good =
             #"```json"# + "\n"
-            + #"{"files":[{"path":"a.js","content":"1"},{"path":"b/c.css","type":"css","content":"x","extra":1}]}"#
+            + #"{"files":[{"path":"a.js","content":"1"},"#
+            + #"{"path":"b/c.css","type":"css","content":"x","extra":1}]}"#
             + "\n```"
         let files = (try? CanvasFileSet.parse(good, limits: limits).get()) ?? []
         #expect(files.map(\.path) == ["/a.js", "/b/c.css"])
@@ -59,7 +60,8 @@ struct CanvasUnitTests {
             #"{"files":[{"path":"a","content":"","type":"pdf"}]}"#,
             #"{"files":[{"path":"a","content":""},{"path":"/a","content":""}]}"#,
             #"{"files":[{"path":"a/b","content":""},{"path":"a","content":""}]}"#,
-            #"{"files":[{"path":"a","content":""},{"path":"b","content":""},{"path":"c","content":""}]}"#,
+            #"{"files":[{"path":"a","content":""},{"path":"b","content":""},"#
+                + #"{"path":"c","content":""}]}"#,
         ]
         for text in refused {
             #expect(throws: CanvasFileSet.Invalid.self, "\(text)") {

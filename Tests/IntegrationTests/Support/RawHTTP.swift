@@ -5,6 +5,13 @@ import Foundation
 final class RawConnection {
     let fd: Int32
 
+    /// A request line and `Host`, and `Authorization` when a token is given, each ending in
+    /// CRLF: the start of a request whose other headers the caller adds.
+    static func head(_ method: String, _ path: String, token: String? = nil) -> String {
+        let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        return "\(method) \(path) HTTP/1.1\r\nHost: x\r\n" + authorization
+    }
+
     init(port: Int, timeoutSeconds: Int = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClusterError(description: "socket failed") }
