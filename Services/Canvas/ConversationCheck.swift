@@ -16,13 +16,11 @@ struct ConversationCheck: Sendable {
     func requireOwned(_ conversation: String, by command: Command, field: String)
         throws(APIError)
     {
-        let deadline = min(
-            command.deadline - ConversationCheck.answerMarginMs,
-            Timestamp.now().milliseconds + ConversationCheck.timeoutMs)
         guard
             let reply = requester.request(
-                "conversations.check", to: "sessions", userId: command.userId,
-                role: command.role, params: ["conversationId": conversation], deadline: deadline)
+                "conversations.check", to: "sessions", for: command,
+                params: ["conversationId": conversation],
+                timeoutMs: ConversationCheck.timeoutMs, marginMs: ConversationCheck.answerMarginMs)
         else { throw APIError.unavailable("the sessions service is not answering; retry shortly") }
         switch reply.status {
         case 200:

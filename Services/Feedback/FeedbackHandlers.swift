@@ -97,7 +97,7 @@ struct FeedbackHandlers: Sendable {
     func create(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
         let input = try FeedbackHandlers.validate(try command.jsonBody())
-        let target = try checkTarget(input, command: command, user: user)
+        let target = try checkTarget(input, command: command)
         let agent: ObjectId? =
             input.type == "agent"
             ? target["agentId"]?.objectIdValue : target["sessionAgentId"]?.objectIdValue
@@ -110,18 +110,15 @@ struct FeedbackHandlers: Sendable {
         return Reply(status: created ? 201 : 200, FeedbackHandlers.render(stored))
     }
 
-    private func checkTarget(_ input: Input, command: Command, user: ObjectId) throws -> Document {
+    private func checkTarget(_ input: Input, command: Command) throws -> Document {
         var params = ["conversationId": input.conversation]
         if input.type == "message", let message = input.message { params["messageId"] = message }
         if input.type == "agent", let agent = input.agent { params["agentId"] = agent }
-        let deadline = min(
-            command.deadline - FeedbackHandlers.answerMarginMs,
-            Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
         guard
             let reply = requester.request(
-                "feedback.check-target", to: "sessions", userId: user, role: command.role,
-                params: params,
-                deadline: deadline)
+                "feedback.check-target", to: "sessions", for: command, params: params,
+                timeoutMs: FeedbackHandlers.checkTimeoutMs,
+                marginMs: FeedbackHandlers.answerMarginMs)
         else { throw APIError.unavailable("the sessions service is not answering; retry shortly") }
         switch reply.status {
         case 200:

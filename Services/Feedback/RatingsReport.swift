@@ -15,18 +15,15 @@ struct RatingsReport: Sendable {
     let requester: BusRequester
 
     func ratings(_ command: Command) throws -> Reply {
-        let user = try command.requireUser()
+        _ = try command.requireUser()
         _ = try QueryReader(command, pathParams: ["agentId"], allowed: [])
         let key = try pathId(command, "agentId", what: "agent")
         guard FeedbackRules.isAgentKey(key) else { throw APIError.notFound("agent") }
-        let deadline = min(
-            command.deadline - FeedbackHandlers.answerMarginMs,
-            Timestamp.now().milliseconds + FeedbackHandlers.checkTimeoutMs)
         guard
             let reply = requester.request(
-                "agents.resolve", to: "sessions", userId: user, role: command.role,
-                params: ["agentId": key],
-                deadline: deadline)
+                "agents.resolve", to: "sessions", for: command, params: ["agentId": key],
+                timeoutMs: FeedbackHandlers.checkTimeoutMs,
+                marginMs: FeedbackHandlers.answerMarginMs)
         else { throw APIError.unavailable("the sessions service is not answering; retry shortly") }
         guard reply.status == 200 else {
             if (400..<500).contains(reply.status) { throw FeedbackHandlers.passedOn(reply) }

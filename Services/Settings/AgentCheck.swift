@@ -29,12 +29,10 @@ struct AgentCheck: Sendable {
     func usability(
         of agent: ObjectId, by command: Command, timeoutMs: Int64 = AgentCheck.timeoutMs
     ) -> Usability {
-        let deadline = min(
-            command.deadline - AgentCheck.answerMarginMs, Timestamp.now().milliseconds + timeoutMs)
         guard
             let reply = requester.request(
-                "agents.get", to: "sessions", userId: command.userId, role: command.role,
-                params: ["agentId": agent.hex], deadline: deadline)
+                "agents.get", to: "sessions", for: command, params: ["agentId": agent.hex],
+                timeoutMs: timeoutMs, marginMs: AgentCheck.answerMarginMs)
         else { return .unknown }
         switch reply.status {
         case 200: return .usable

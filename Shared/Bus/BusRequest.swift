@@ -69,6 +69,20 @@ public final class BusRequester: Sendable {
         return reply
     }
 
+    /// Asks on behalf of the caller of `command` (its user and role), waiting at most
+    /// `timeoutMs` and never past the command's own deadline less `marginMs`, the time kept
+    /// to answer the command after the question.
+    public func request(
+        _ type: String, to service: String, for command: Command, params: [String: String],
+        timeoutMs: Int64, marginMs: Int64
+    ) -> Reply? {
+        let deadline = min(
+            command.deadline - marginMs, Timestamp.now().milliseconds + timeoutMs)
+        return request(
+            type, to: service, userId: command.userId, role: command.role, params: params,
+            deadline: deadline)
+    }
+
     /// Nil while `service` is silent. Otherwise whether this question is the probe: the one let
     /// through once the quiet time is over, while the others still fail at once.
     private func admit(_ service: String, now: Int64) -> Bool? {
