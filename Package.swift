@@ -24,8 +24,9 @@ let package = Package(
         .systemLibrary(name: "CZip", path: "Shared/CZip", pkgConfig: "libzip"),
         .systemLibrary(name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl"),
         .systemLibrary(name: "CSignal", path: "Shared/CSignal"),
+        .systemLibrary(name: "CEpoll", path: "Shared/CEpoll"),
 
-        .target(name: "Core", dependencies: ["CSignal"], path: "Shared/Core"),
+        .target(name: "Core", dependencies: ["CSignal", "CEpoll"], path: "Shared/Core"),
         .target(name: "JSONKit", dependencies: ["Core", "CJansson"], path: "Shared/JSONKit"),
         .target(
             name: "Crypt", dependencies: ["Core", "JSONKit", "COpenSSL", "CCrypt"],

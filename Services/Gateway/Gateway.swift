@@ -53,11 +53,29 @@ final class CountingResponder: @unchecked Sendable {
     }
 }
 
+/// An `Authorization` header as the key of the verified-token cache. Hashing a whole token
+/// (200 bytes or so) on every request cost more than the rest of the lookup: the hash takes
+/// its last 32 bytes, from the token's signature, and equality still compares all of it.
+struct AuthorizationHeader: Hashable {
+    let text: String
+
+    func hash(into hasher: inout Hasher) {
+        let utf8 = text.utf8
+        let tail = utf8.index(utf8.endIndex, offsetBy: -min(32, utf8.count))
+        let hashed = utf8[tail...].withContiguousStorageIfAvailable {
+            hasher.combine(bytes: UnsafeRawBufferPointer($0))
+        }
+        if hashed == nil { hasher.combine(text) }
+    }
+}
+
 /// Turns each HTTP request into a command on its service's stream and answers with the reply.
 final class Gateway: @unchecked Sendable {
     let config: GatewayConfig
     let logger: Logger
-    let bus: BusClient
+    /// One bus client per loop, each with its own reply key (`<gateway id>-<loop>`): a request
+    /// is written, answered and replied to on the loop that read it.
+    let buses: [BusClient]
     let jwt: JWT
     let metrics = Metrics()
     let draining = DrainState()
@@ -65,7 +83,7 @@ final class Gateway: @unchecked Sendable {
     /// limited per client address (`RATE_LIMIT_ACCOUNTS`), or one address could starve it.
     static let passwordHashingRoutes: Set<String> = ["auth.register", "auth.login"]
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
-    private let verified = PlainLock<[String: TokenClaims]>([:])
+    private let verified = PlainLock<[AuthorizationHeader: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
     /// Relays streamed replies from Redis to their clients (`ReplyStreams.swift`).
     let relay: ReplyStreamRelay
@@ -74,9 +92,11 @@ final class Gateway: @unchecked Sendable {
         self.config = config
         self.logger = logger
         let address = RedisAddress(url: config.redisURL)
-        bus = BusClient(
-            address: address, gatewayId: config.gatewayId, logger: logger,
-            maxBacklog: config.streamMaxBacklog)
+        buses = (0..<config.loops).map { index in
+            BusClient(
+                address: address, gatewayId: "\(config.gatewayId)-\(index)", logger: logger,
+                maxBacklog: config.streamMaxBacklog)
+        }
         jwt = JWT(secret: config.jwtSecret)
         probe = Mutex(RedisConnection(address: address, timeoutMs: 1000))
         relay = ReplyStreamRelay(
@@ -99,7 +119,11 @@ final class Gateway: @unchecked Sendable {
         ]
     }
 
-    func handle(_ request: HTTPRequest, _ plain: HTTPResponder) {
+    /// Requests waiting for a reply, on every loop.
+    var inFlight: Int { buses.reduce(0) { $0 + $1.inFlight } }
+
+    /// Answers `request`; `bus` is the bus client of the loop that read it.
+    func handle(_ request: HTTPRequest, _ plain: HTTPResponder, via bus: BusClient) {
         let cors = corsHeaders(request)
         let responder = HeaderAddingResponder(plain, headers: cors, draining: draining)
         if request.method == "OPTIONS" {
@@ -109,12 +133,13 @@ final class Gateway: @unchecked Sendable {
         case ("GET", "/healthz"):
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
         case ("GET", "/readyz"):
-            return responder.respond(readiness())
+            // It asks Redis and waits for the answer: not on the loop's thread.
+            return DispatchQueue.global().async { responder.respond(self.readiness()) }
         case ("GET", "/openapi.json"):
             return responder.respond(.json(200, OpenAPIDocument.bytes))
         case ("GET", "/metrics"):
             metrics.set(
-                "uc_gateway_in_flight", Double(bus.inFlight), help: "requests waiting for a reply")
+                "uc_gateway_in_flight", Double(inFlight), help: "requests waiting for a reply")
             return responder.respond(
                 HTTPResponse(
                     status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
@@ -134,7 +159,7 @@ final class Gateway: @unchecked Sendable {
                 help: "time from request to answer")
         }
         do {
-            try dispatch(request, counted)
+            try dispatch(request, counted, via: bus)
         } catch {
             counted.respond(.error(error))
         }
@@ -159,7 +184,9 @@ final class Gateway: @unchecked Sendable {
         return config.maxUploadBytes
     }
 
-    private func dispatch(_ request: HTTPRequest, _ responder: CountingResponder) throws(APIError) {
+    private func dispatch(
+        _ request: HTTPRequest, _ responder: CountingResponder, via bus: BusClient
+    ) throws(APIError) {
         guard request.path.utf8.count <= 2048 else {
             throw APIError(
                 status: 414, code: "uri_too_long", message: "the request path is too long")
@@ -211,15 +238,19 @@ final class Gateway: @unchecked Sendable {
             }
         }
 
+        // A keyed request's retries share its command id, so each attempt gets a request id
+        // of its own to be answered on; any other request's one id serves for both.
+        let keyed = request.header("idempotency-key") != nil && request.method != "GET"
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
         let long = longRunning(route, request, body)
         var command = Command(
-            id: commandId, requestId: Crypto.fastRandomHex(12), type: long?.type ?? route.type,
+            id: commandId, requestId: keyed ? Crypto.fastRandomHex(12) : commandId,
+            type: long?.type ?? route.type,
             userId: claims?.userId, role: claims?.role ?? "user",
             params: params, body: body, replyKey: bus.replyKey,
             deadline: now + Int64(long == nil ? config.requestTimeoutMs : config.respondTimeoutMs))
-        command.keyed = request.header("idempotency-key") != nil && request.method != "GET"
+        command.keyed = keyed
         let logger = self.logger
         var limit: BusClient.RateLimit?
         if let user = claims?.userId, request.method != "GET", config.writeLimit > 0 {
@@ -234,7 +265,7 @@ final class Gateway: @unchecked Sendable {
         }
         if let long, long.streamed {
             command.chunkKey = ReplyChunks.key(command.requestId)
-            return streamReply(command, to: long.service, limit: limit, responder)
+            return streamReply(command, to: long.service, limit: limit, responder, via: bus)
         }
         bus.submit(command, to: long?.service ?? route.service, limit: limit) { reply in
             guard let reply else {
@@ -251,23 +282,35 @@ final class Gateway: @unchecked Sendable {
     }
 
     private func authenticate(_ request: HTTPRequest) throws(APIError) -> TokenClaims {
-        // The scheme's name is case-insensitive (RFC 9110): `bearer` is `Bearer`.
-        guard let header = request.header("authorization"),
-            header.utf8.count > 7, header.prefix(7).lowercased() == "bearer "
-        else { throw APIError.unauthorized() }
-        let token =
-            String(header.utf8.dropFirst(7).drop(while: { $0 == 32 }).prefix(while: { $0 != 32 }))
-            ?? ""
+        guard let header = request.header("authorization") else { throw .unauthorized() }
         let now = Int64(Date().timeIntervalSince1970)
-        if let claims = verified.withLock({ $0[token] }), claims.expiresAt > now { return claims }
+        // Kept by the whole header, as a client sends it on every request: no parsing then.
+        let key = AuthorizationHeader(text: header)
+        if let claims = verified.withLock({ $0[key] }) {
+            if claims.expiresAt > now { return claims }
+        }
+        guard let token = Gateway.bearerToken(header) else { throw .unauthorized() }
         guard let claims = jwt.verify(token, now: now) else {
             throw APIError.unauthorized("the bearer token is invalid or expired")
         }
         verified.withLock { cache in
             if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
-            cache[token] = claims
+            cache[key] = claims
         }
         return claims
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header; the scheme's name is
+    /// case-insensitive (RFC 9110): `bearer` is `Bearer`.
+    static func bearerToken(_ header: String) -> String? {
+        let bytes = Array(header.utf8)
+        let scheme = Array("bearer ".utf8)
+        guard bytes.count > scheme.count,
+            zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 })
+        else { return nil }
+        let token = bytes.dropFirst(scheme.count).drop(while: { $0 == 32 })
+            .prefix(while: { $0 != 32 })
+        return String(decoding: token, as: UTF8.self)
     }
 
     /// A retry with the same `Idempotency-Key` from the same user maps to the same command id.

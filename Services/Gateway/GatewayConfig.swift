@@ -15,13 +15,14 @@ struct GatewayConfig {
     let sseHeartbeatMs: Int
     let maxBodyBytes: Int
     let maxUploadBytes: Int
-    let httpThreads: Int
     let connectionTimeoutSeconds: Int
     let connectionLimit: Int
     /// `HTTP_CONNECTION_MEMORY`: bytes per connection for the request line and headers.
     let connectionMemoryBytes: Int
     let streamMaxBacklog: Int
     let gatewayId: String
+    /// `GATEWAY_LOOPS`: threads that each serve a share of the connections from end to end.
+    let loops: Int
     let writeLimit: Int
     let writeWindowMs: Int
     /// Registrations and logins per client address and window: each costs a bcrypt hash.
@@ -43,12 +44,12 @@ struct GatewayConfig {
         sseHeartbeatMs = max(1000, env.int("SSE_HEARTBEAT_MS", 10_000))
         maxBodyBytes = max(1024, env.int("MAX_BODY_BYTES", 1 << 20))
         maxUploadBytes = max(maxBodyBytes, env.int("MAX_UPLOAD_BYTES", 6 << 20))
-        httpThreads = max(1, env.int("HTTP_THREADS", 2))
         connectionTimeoutSeconds = max(1, env.int("HTTP_CONNECTION_TIMEOUT_S", 15))
         connectionLimit = max(64, env.int("HTTP_CONNECTION_LIMIT", 4000))
         connectionMemoryBytes = max(8192, env.int("HTTP_CONNECTION_MEMORY", 16 * 1024))
         streamMaxBacklog = max(1000, env.int("STREAM_MAX_BACKLOG", 100_000))
         gatewayId = env.string("GATEWAY_ID", Crypto.randomHex(6))
+        loops = min(16, max(1, env.int("GATEWAY_LOOPS", 2)))
         writeLimit = max(0, env.int("RATE_LIMIT_WRITES", 1000))
         writeWindowMs = max(1000, env.int("RATE_LIMIT_WINDOW_MS", 10_000))
         accountLimit = max(0, env.int("RATE_LIMIT_ACCOUNTS", 120))
@@ -63,8 +64,7 @@ struct GatewayConfig {
             + " jwtSecret=\(usingDevelopmentSecret ? "development" : "***")"
             + " requestTimeoutMs=\(requestTimeoutMs) respondTimeoutMs=\(respondTimeoutMs)"
             + " maxBodyBytes=\(maxBodyBytes) maxUploadBytes=\(maxUploadBytes)"
-            + " httpThreads=\(httpThreads)"
-            + " gatewayId=\(gatewayId) writeLimit=\(writeLimit)/\(writeWindowMs)ms"
+            + " gatewayId=\(gatewayId) loops=\(loops) writeLimit=\(writeLimit)/\(writeWindowMs)ms"
             + " accountLimit=\(accountLimit)/\(accountWindowMs)ms"
             + " cors=\(corsOrigins.isEmpty ? "off" : corsOrigins.joined(separator: ","))"
     }

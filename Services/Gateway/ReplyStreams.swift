@@ -29,7 +29,7 @@ extension Gateway {
     /// reply from the ledger, the deadline).
     func streamReply(
         _ command: Command, to service: String, limit: BusClient.RateLimit?,
-        _ responder: CountingResponder
+        _ responder: CountingResponder, via bus: BusClient
     ) {
         let stream = ReplyStream(key: command.chunkKey ?? "", responder: responder)
         relay.watch(stream)

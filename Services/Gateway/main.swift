@@ -17,18 +17,34 @@ if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
 }
 
 let gateway = Gateway(config: config, logger: logger)
-gateway.bus.start()
 var serverConfig = HTTPServerConfig(
-    host: config.host, port: config.port, threads: config.httpThreads,
+    host: config.host, port: config.port, threads: 1,
     maxBodyBytes: config.maxBodyBytes, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
     connectionLimit: config.connectionLimit,
     defaultHeaders: [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
 serverConfig.connectionMemoryBytes = config.connectionMemoryBytes
 serverConfig.bodyLimit = { method, path in gateway.bodyLimit(method: method, path: path) }
-let server = HTTPServer(
-    config: serverConfig, handler: { request, responder in gateway.handle(request, responder) })
+// Each loop thread reads requests, writes their commands, reads the replies and answers for
+// the connections it accepted: a request passes between threads only where Redis takes it.
+var lanes: [(loop: EventLoop, server: HTTPServer)] = []
+let loopsEnded = DispatchGroup()
 do {
-    try server.start()
+    let listener = try HTTPServer.listeningSocket(host: config.host, port: config.port)
+    defer { close(listener) }
+    for (index, bus) in gateway.buses.enumerated() {
+        let loop = try EventLoop()
+        let server = HTTPServer(
+            config: serverConfig,
+            handler: { request, responder in gateway.handle(request, responder, via: bus) })
+        try server.start(on: loop, sharing: listener)
+        bus.start(on: loop)
+        lanes.append((loop, server))
+        loopsEnded.enter()
+        startThread(named: "gateway-loop-\(index)") {
+            loop.run()
+            loopsEnded.leave()
+        }
+    }
 } catch {
     logger.error("cannot start", [.error: error.message])
     exit(1)
@@ -38,16 +54,17 @@ logger.info("listening", [.port: String(config.port)])
 let shutdown = DispatchSemaphore(value: 0)
 TerminationSignal.shared.onReceipt { shutdown.signal() }
 shutdown.wait()
-logger.info("draining", [.count: String(gateway.bus.inFlight)])
+logger.info("draining", [.count: String(gateway.inFlight)])
 gateway.draining.turnOn()
-server.quiesce()
+for lane in lanes { lane.server.quiesce() }
+var activeRequests: Int { lanes.reduce(0) { $0 + $1.server.activeRequests } }
 // A keep-alive client's next request may still be on its way when the last one is answered:
 // stop once no request has been active for a while (every answer now closes its connection).
 // Active counts uploads, waits for the bus and answers still being sent or streamed.
 let graceEnd = Date().addingTimeInterval(Double(config.requestTimeoutMs) / 1000 + 1)
 var idleSince: Date?
 while Date() < graceEnd {
-    if server.activeRequests > 0 || gateway.bus.inFlight > 0 {
+    if activeRequests > 0 || gateway.inFlight > 0 {
         idleSince = nil
     } else if let since = idleSince, Date().timeIntervalSince(since) >= 0.3 {
         break
@@ -58,13 +75,15 @@ while Date() < graceEnd {
 }
 // A request that came in after the last look would wait for a bus that is stopping: it gets
 // a 503 at once instead, and what was already waiting has a moment to finish.
-server.refuseWaiting()
+for lane in lanes { lane.server.refuseWaiting() }
 let refuseEnd = Date().addingTimeInterval(1)
-while server.activeRequests > 0 && Date() < refuseEnd { usleep(20_000) }
-gateway.bus.stop()
-let unfinished = server.activeRequests
+while activeRequests > 0 && Date() < refuseEnd { usleep(20_000) }
+for bus in gateway.buses { bus.stop() }
+for lane in lanes { lane.loop.stop() }
+loopsEnded.wait()
+let unfinished = activeRequests
 if unfinished == 0 {
-    server.stop()
+    for lane in lanes { lane.server.stop() }
 } else {
     // libmicrohttpd aborts when stopped with a connection suspended: leave them to the exit.
     logger.warning("exiting with requests unanswered", [.count: String(unfinished)])

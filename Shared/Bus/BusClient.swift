@@ -6,8 +6,10 @@ import Synchronization
 /// The gateway's side of the bus: writes commands to service streams and hands each reply
 /// to the request waiting for it.
 ///
-/// Threads: one writer (pipelined `XADD`s), one reader (`BLMPOP` on this process's reply
-/// key), one sweeper (deadlines). Two Redis connections in all, however many requests wait.
+/// It runs on an event loop: the gateway's, so that a request read, its `XADD`, its reply and
+/// its answer all happen on one thread, or a loop thread of its own (`start()`). Two Redis
+/// connections in all, however many requests wait: one carries the commands (pipelined, their
+/// replies read as they come), the other waits in `BLMPOP` on this process's reply key.
 public final class BusClient: @unchecked Sendable {
     public typealias Completion = @Sendable (Reply?) -> Void
 
@@ -32,7 +34,7 @@ public final class BusClient: @unchecked Sendable {
 
     /// Counts against the budget and adds the command in one atomic step, or refuses with
     /// `RATELIMIT <ms until the window ends>`.
-    static let limitedAdd = """
+    static let limitedAdd: StaticString = """
         local n = redis.call('INCR', KEYS[1])
         if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
         if n > tonumber(ARGV[1]) then
@@ -46,15 +48,43 @@ public final class BusClient: @unchecked Sendable {
         let completion: Completion
     }
 
+    /// What a reply on the command connection answers, in the order the commands went out.
+    enum Sent {
+        case command(Outgoing, resent: Bool)
+        case backlogCheck(stream: String)
+    }
+
     public let replyKey: String
     let address: RedisAddress
     let logger: Logger
     let maxBacklog: Int
     private let backlog = PlainLock<[String: Int64]>([:])
-    private let queue = WorkQueue<Outgoing>()
+    private let outgoing = PlainLock<[Outgoing]>([])
     private let waiting = PlainLock<[String: Waiting]>([:])
     private let stopping = Atomic<Bool>(false)
-    public let redisUp = Atomic<Bool>(true)
+
+    // The rest belongs to the loop's thread.
+    private var loop: EventLoop?
+    private var ownsLoop = false
+    private var commands: RedisPipe?
+    /// Commands written and not yet answered by Redis, oldest first, with when each was sent.
+    private var sent: [(what: Sent, at: Int64)] = []
+    private var sentHead = 0
+    private var commandsRetryAt: Int64 = 0
+    private var replies: RedisPipe?
+    /// When the outstanding `BLMPOP` was sent; nil when none is.
+    private var repliesAskedAt: Int64?
+    private var repliesRetryAt: Int64 = 0
+    private var repliesBackoffMs: Int64 = 100
+    private var lastSweep: Int64 = 0
+    private var lastBacklogCheck: Int64 = 0
+    private var streamsSinceCheck: Set<String> = []
+
+    /// No answer from Redis for this long on a connection with commands outstanding: the
+    /// connection is taken for dead and its commands answered 503.
+    static let stallMs: Int64 = 2000
+    /// How long a connect may hold the loop.
+    static let connectTimeoutMs = 500
 
     /// `maxBacklog`: a stream longer than this sheds new commands with 503 instead of growing;
     /// services trim acknowledged entries, so it only fills when they fall behind.
@@ -65,12 +95,23 @@ public final class BusClient: @unchecked Sendable {
         self.maxBacklog = maxBacklog
     }
 
+    /// Runs on a loop thread of its own (`bus-loop`).
     public func start() {
-        for (name, body) in [
-            ("bus-writer", writerLoop), ("bus-reader", readerLoop), ("bus-sweeper", sweepLoop),
-        ] {
-            startThread(named: name) { body() }
+        do {
+            let own = try EventLoop()
+            start(on: own)
+            ownsLoop = true
+            // The thread keeps the client alive while the loop runs: the loop's hooks do not.
+            startThread(named: "bus-loop") { [self] in withExtendedLifetime(self) { own.run() } }
+        } catch {
+            logger.error("cannot start the bus", [.error: error.message])
         }
+    }
+
+    /// Runs on `loop`, whose owner runs it; call before the loop runs or on its thread.
+    public func start(on loop: EventLoop) {
+        self.loop = loop
+        loop.everyTurn { [unowned self] in turn() }
     }
 
     /// Commands of a stream not yet answered: undelivered (`lag`) plus delivered and
@@ -88,11 +129,13 @@ public final class BusClient: @unchecked Sendable {
 
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
+        if ownsLoop { loop?.stop() }
     }
 
     public var inFlight: Int { waiting.withLock { $0.count } }
 
-    /// Sends a command; `completion` runs once, with the reply or nil at the deadline.
+    /// Sends a command; `completion` runs once, with the reply or nil at the deadline, on the
+    /// loop's thread unless the command is refused at once.
     public func submit(
         _ command: Command, to service: String, limit: RateLimit? = nil,
         completion: @escaping Completion
@@ -105,7 +148,8 @@ public final class BusClient: @unchecked Sendable {
         waiting.withLock {
             $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion)
         }
-        queue.push(Outgoing(stream: stream, command: command, limit: limit))
+        outgoing.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
+        if let loop, !loop.isCurrent { loop.wake() }
     }
 
     private func complete(_ id: String, with reply: Reply?) {
@@ -113,77 +157,195 @@ public final class BusClient: @unchecked Sendable {
         entry.completion(reply)
     }
 
-    private func writerLoop() {
-        let redis = RedisConnection(address: address, timeoutMs: 2000)
-        var lastBacklogCheck: Int64 = 0
-        while !stopping.load(ordering: .sequentiallyConsistent) {
-            let batch = queue.popAll(timeoutMs: 200)
-            let now = Timestamp.now().milliseconds
-            let checkBacklog = now - lastBacklogCheck > 200
+    /// Once a turn: sends what was submitted, keeps a `BLMPOP` waiting, gives up on a stalled
+    /// connection and answers requests past their deadline. Returns the longest wait allowed.
+    private func turn() -> Int {
+        guard !stopping.load(ordering: .relaxed) else { return 1000 }
+        let now = Timestamp.now().milliseconds
+        sendSubmitted(now)
+        askForReplies(now)
+        if let oldest = sent.dropFirst(sentHead).first, now - oldest.at > BusClient.stallMs {
+            dropCommandConnection("no answer from redis in \(BusClient.stallMs) ms", resend: false)
+        }
+        if let asked = repliesAskedAt, now - asked > 4000 {
+            dropReplyConnection("no answer to BLMPOP in 4 s", now: now)
+        }
+        if now - lastSweep >= 20 {
+            lastSweep = now
+            sweep(now)
+        }
+        return inFlight > 0 ? 20 : 1000
+    }
+
+    // MARK: commands
+
+    private func sendSubmitted(_ now: Int64) {
+        let batch = outgoing.withLock { queued -> [Outgoing] in
+            defer { queued.removeAll(keepingCapacity: true) }
+            return queued
+        }
+        for item in batch { streamsSinceCheck.insert(item.stream) }
+        let checkBacklog =
+            now - lastBacklogCheck > 200
+            && !(streamsSinceCheck.isEmpty && sheddingStreams().isEmpty)
+        guard !batch.isEmpty || checkBacklog else { return }
+        guard let pipe = commandConnection(now) else {
+            for item in batch { refuseUnavailable(item) }
+            return
+        }
+        var queued: [(Sent, RedisCommand)] = batch.map {
+            (.command($0, resent: false), BusClient.encode($0))
+        }
+        if checkBacklog {
+            lastBacklogCheck = now
             // A stream being shed gets no commands, so it is checked without any: otherwise
             // the gateway would refuse its service's requests for good.
-            let shedding = checkBacklog ? sheddingStreams() : []
-            guard !batch.isEmpty || !shedding.isEmpty else { continue }
-            var commands: [[RedisArgument]] = batch.map { item in
-                guard let limit = item.limit else {
-                    return ["XADD", RedisArgument(item.stream), "*"] + item.command.fields
-                }
-                return [
-                    "EVAL", RedisArgument(BusClient.limitedAdd), "2", RedisArgument(limit.key),
-                    RedisArgument(item.stream), RedisArgument(limit.limit),
-                    RedisArgument(limit.windowMs),
-                ]
-                    + item.command.fields
+            for stream in streamsSinceCheck.union(sheddingStreams()) {
+                var check = RedisCommand("XINFO")
+                check.append("GROUPS")
+                check.append(stream)
+                queued.append((.backlogCheck(stream: stream), check))
             }
-            let streams = Array(Set(batch.map(\.stream)).union(shedding))
-            if checkBacklog {
-                lastBacklogCheck = now
-                commands += streams.map { ["XINFO", "GROUPS", RedisArgument($0)] }
+            streamsSinceCheck.removeAll(keepingCapacity: true)
+        }
+        send(queued, on: pipe, now: now)
+    }
+
+    private static func encode(_ item: Outgoing) -> RedisCommand {
+        guard let limit = item.limit else {
+            var add = RedisCommand("XADD")
+            add.append(item.stream)
+            add.append("*")
+            item.command.appendFields(to: &add)
+            return add
+        }
+        var limited = RedisCommand("EVAL")
+        limited.append(BusClient.limitedAdd)
+        limited.append("2")
+        limited.append(limit.key)
+        limited.append(item.stream)
+        limited.append(Int64(limit.limit))
+        limited.append(Int64(limit.windowMs))
+        item.command.appendFields(to: &limited)
+        return limited
+    }
+
+    private func send(_ queued: [(Sent, RedisCommand)], on pipe: RedisPipe, now: Int64) {
+        var added = 0
+        do {
+            for (what, arguments) in queued {
+                try pipe.queue(arguments)
+                sent.append((what, now))
+                added += 1
             }
-            do {
-                // A command sent twice is harmless: services deduplicate by command id. (A
-                // rate-limited one may count twice against its budget.)
-                let replies = try redis.retryingStaleConnection { (connection) throws(RedisError) in
-                    try connection.pipeline(commands)
-                }
-                if checkBacklog {
-                    let lengths = zip(streams, replies.suffix(streams.count)).map { stream, reply in
-                        BusClient.backlog(of: reply, stream: stream)
-                    }
-                    backlog.withLock { table in
-                        for (stream, length) in zip(streams, lengths) { table[stream] = length }
-                    }
-                }
-                redisUp.store(true, ordering: .relaxed)
-                for (item, reply) in zip(batch, replies) {
-                    if let message = reply.errorMessage, message.hasPrefix("RATELIMIT") {
-                        let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
-                        let seconds = String(max(1, (waitMs + 999) / 1000))
-                        let refusal = APIError.tooManyRequests(
-                            "too many requests; retry after \(seconds) s")
-                        complete(
-                            item.command.requestId,
-                            with: Reply(
-                                status: 429, body: refusal.body, headers: [("Retry-After", seconds)]
-                            ))
-                    } else if let message = reply.errorMessage {
-                        logger.error("XADD refused", [.stream: item.stream, .error: message])
-                        complete(
-                            item.command.requestId,
-                            with: Reply(APIError.unavailable("the message bus refused the request"))
-                        )
-                    }
-                }
-            } catch {
-                redisUp.store(false, ordering: .relaxed)
-                logger.warning("redis unavailable for XADD", [.error: error.description])
-                for item in batch {
-                    complete(
-                        item.command.requestId,
-                        with: Reply(APIError.unavailable("the message bus is unavailable")))
-                }
+            if try !pipe.write() { loop?.update(pipe.descriptor, reading: true, writing: true) }
+        } catch {
+            // Those not queued yet are settled with the ones already sent.
+            for (what, _) in queued.dropFirst(added) { sent.append((what, now)) }
+            dropCommandConnection(error.description, resend: true)
+        }
+    }
+
+    /// The open command connection, or a new one; nil while Redis cannot be reached.
+    private func commandConnection(_ now: Int64) -> RedisPipe? {
+        if let commands { return commands }
+        guard now >= commandsRetryAt, let loop else { return nil }
+        do {
+            let pipe = try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
+            loop.watch(pipe.descriptor) { [unowned self] readable, writable, failed in
+                commandsReady(readable: readable, writable: writable, failed: failed)
+            }
+            commands = pipe
+            return pipe
+        } catch {
+            commandsRetryAt = now + 200
+            logger.warning("redis unavailable for XADD", [.error: error.description])
+            return nil
+        }
+    }
+
+    private func commandsReady(readable: Bool, writable: Bool, failed: Bool) {
+        guard let pipe = commands else { return }
+        do {
+            if writable, try pipe.write() {
+                loop?.update(pipe.descriptor, reading: true, writing: false)
+            }
+            guard readable || failed else { return }
+            for reply in try pipe.read() { settle(reply) }
+        } catch {
+            dropCommandConnection(error.description, resend: true)
+        }
+    }
+
+    /// Redis's answer to the oldest command outstanding.
+    private func settle(_ reply: RedisReply) {
+        guard sentHead < sent.count else { return }
+        let (what, _) = sent[sentHead]
+        sentHead += 1
+        if sentHead == sent.count {
+            sent.removeAll(keepingCapacity: true)
+            sentHead = 0
+        }
+        switch what {
+        case .backlogCheck(let stream):
+            let length = BusClient.backlog(of: reply, stream: stream)
+            backlog.withLock { $0[stream] = length }
+        case .command(let item, _):
+            guard let message = reply.errorMessage else { return }
+            if message.hasPrefix("RATELIMIT") {
+                let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
+                let seconds = String(max(1, (waitMs + 999) / 1000))
+                let refusal = APIError.tooManyRequests(
+                    "too many requests; retry after \(seconds) s")
+                complete(
+                    item.command.requestId,
+                    with: Reply(
+                        status: 429, body: refusal.body, headers: [("Retry-After", seconds)]))
+            } else {
+                logger.error("XADD refused", [.stream: item.stream, .error: message])
+                complete(
+                    item.command.requestId,
+                    with: Reply(APIError.unavailable("the message bus refused the request")))
             }
         }
+    }
+
+    /// Closes the command connection. Its unanswered commands are sent once more on a new
+    /// connection when `resend` (it failed outright, perhaps closed by Redis while idle, and a
+    /// command sent twice is harmless: services deduplicate by command id), else answered 503.
+    private func dropCommandConnection(_ reason: String, resend: Bool) {
+        let unanswered = sent.dropFirst(sentHead).map(\.what)
+        sent.removeAll(keepingCapacity: true)
+        sentHead = 0
+        if let pipe = commands {
+            loop?.forget(pipe.descriptor)
+            pipe.close()
+        }
+        commands = nil
+        logger.warning("redis connection for commands lost", [.error: reason])
+        var again: [(Sent, RedisCommand)] = []
+        for what in unanswered {
+            guard case .command(let item, let resent) = what else { continue }
+            if resend && !resent {
+                again.append((.command(item, resent: true), BusClient.encode(item)))
+            } else {
+                refuseUnavailable(item)
+            }
+        }
+        guard !again.isEmpty else { return }
+        let now = Timestamp.now().milliseconds
+        commandsRetryAt = 0
+        guard let pipe = commandConnection(now) else {
+            for case (.command(let item, _), _) in again { refuseUnavailable(item) }
+            return
+        }
+        send(again, on: pipe, now: now)
+    }
+
+    private func refuseUnavailable(_ item: Outgoing) {
+        complete(
+            item.command.requestId,
+            with: Reply(APIError.unavailable("the message bus is unavailable")))
     }
 
     /// Streams whose last known backlog is over the limit.
@@ -193,42 +355,75 @@ public final class BusClient: @unchecked Sendable {
         }
     }
 
-    private func readerLoop() {
-        let redis = RedisConnection(address: address, timeoutMs: 4000)
-        var backoffMs = 100
-        while !stopping.load(ordering: .sequentiallyConsistent) {
+    // MARK: replies
+
+    /// Keeps one `BLMPOP` waiting on the reply key (reconnecting after a backoff).
+    private func askForReplies(_ now: Int64) {
+        guard repliesAskedAt == nil, let loop else { return }
+        if replies == nil {
+            guard now >= repliesRetryAt else { return }
             do {
-                let reply = try redis.run([
-                    "BLMPOP", "1", "1", RedisArgument(replyKey), "LEFT", "COUNT", "256",
-                ])
-                backoffMs = 100
-                guard let parts = reply.array, parts.count == 2, let frames = parts[1].array else {
-                    continue
-                }
+                let pipe = try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
+                loop.watch(pipe.descriptor) { [unowned self] _, _, _ in repliesReady() }
+                replies = pipe
+            } catch {
+                dropReplyConnection(error.description, now: now)
+                return
+            }
+        }
+        guard let pipe = replies else { return }
+        do {
+            var pop = RedisCommand("BLMPOP")
+            for argument in ["1", "1", replyKey, "LEFT", "COUNT", "256"] { pop.append(argument) }
+            try pipe.queue(pop)
+            // A few dozen bytes on an idle socket: written whole or failed.
+            _ = try pipe.write()
+            repliesAskedAt = now
+        } catch {
+            dropReplyConnection(error.description, now: now)
+        }
+    }
+
+    private func repliesReady() {
+        guard let pipe = replies else { return }
+        do {
+            for reply in try pipe.read() {
+                repliesAskedAt = nil
+                repliesBackoffMs = 100
+                guard let parts = reply.array, parts.count == 2, let frames = parts[1].array
+                else { continue }
                 for frame in frames {
                     guard let bytes = frame.bytes, let (id, reply) = Reply.parse(frame: bytes)
                     else { continue }
                     complete(id, with: reply)
                 }
-            } catch {
-                if stopping.load(ordering: .sequentiallyConsistent) { break }
-                redisUp.store(false, ordering: .relaxed)
-                logger.warning("reply reader lost redis; reconnecting", [.error: error.description])
-                usleep(UInt32(backoffMs * 1000))
-                backoffMs = min(backoffMs * 2, 1000)
             }
+        } catch {
+            dropReplyConnection(error.description, now: Timestamp.now().milliseconds)
+            return
+        }
+        askForReplies(Timestamp.now().milliseconds)
+    }
+
+    private func dropReplyConnection(_ reason: String, now: Int64) {
+        if let pipe = replies {
+            loop?.forget(pipe.descriptor)
+            pipe.close()
+        }
+        replies = nil
+        repliesAskedAt = nil
+        repliesRetryAt = now + repliesBackoffMs
+        repliesBackoffMs = min(repliesBackoffMs * 2, 1000)
+        if !stopping.load(ordering: .relaxed) {
+            logger.warning("reply reader lost redis; reconnecting", [.error: reason])
         }
     }
 
-    private func sweepLoop() {
-        while !stopping.load(ordering: .sequentiallyConsistent) {
-            usleep(20_000)
-            let now = Timestamp.now().milliseconds
-            let expired = waiting.withLock { table -> [Waiting] in
-                let ids = table.filter { $0.value.deadline <= now }.map(\.key)
-                return ids.compactMap { table.removeValue(forKey: $0) }
-            }
-            for entry in expired { entry.completion(nil) }
+    private func sweep(_ now: Int64) {
+        let expired = waiting.withLock { table -> [Waiting] in
+            let ids = table.filter { $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { table.removeValue(forKey: $0) }
         }
+        for entry in expired { entry.completion(nil) }
     }
 }

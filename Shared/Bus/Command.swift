@@ -49,24 +49,56 @@ public struct Command: Sendable {
     }
 
     /// The stream entry's field-value pairs, readable with `XRANGE`. A field at its default
-    /// (no user, role `user`, no parameters, no body, not keyed) is left out: a ping then
-    /// carries 6 fields instead of 10, which the gateway, Redis and the service all handle.
+    /// (a request id that is the command id, no user, role `user`, no parameters, no body, not
+    /// keyed) is left out: a ping then carries 5 fields instead of 11, which the gateway, Redis
+    /// and the service all handle.
     public var fields: [RedisArgument] {
-        var fields: [RedisArgument] = [
-            "id", RedisArgument(id), "rid", RedisArgument(requestId), "type", RedisArgument(type),
-        ]
-        if let userId { fields += ["user", RedisArgument(userId.hex)] }
-        if role != "user" { fields += ["role", RedisArgument(role)] }
+        var fields: [RedisArgument] = []
+        forEachField { name, value in
+            fields.append(RedisArgument(name.description))
+            switch value {
+            case .text(let text): fields.append(RedisArgument(text))
+            case .bytes(let bytes): fields.append(RedisArgument(bytes))
+            case .number(let number): fields.append(RedisArgument(number))
+            }
+        }
+        return fields
+    }
+
+    /// Appends the same fields as `fields` to a command in wire form.
+    public func appendFields(to command: inout RedisCommand) {
+        forEachField { name, value in
+            command.append(name)
+            switch value {
+            case .text(let text): command.append(text)
+            case .bytes(let bytes): command.append(bytes)
+            case .number(let number): command.append(number)
+            }
+        }
+    }
+
+    enum FieldValue {
+        case text(String)
+        case bytes([UInt8])
+        case number(Int64)
+    }
+
+    private func forEachField(_ field: (StaticString, FieldValue) -> Void) {
+        field("id", .text(id))
+        if requestId != id { field("rid", .text(requestId)) }
+        field("type", .text(type))
+        if let userId { field("user", .text(userId.hex)) }
+        if role != "user" { field("role", .text(role)) }
         if !params.isEmpty {
             let paramsDoc = Document(
                 params.sorted(by: { $0.key < $1.key }).map { ($0.key, Value.string($0.value)) })
-            fields += ["params", RedisArgument(JSONWriter.bytes(.document(paramsDoc)))]
+            field("params", .bytes(JSONWriter.bytes(.document(paramsDoc))))
         }
-        if !body.isEmpty { fields += ["body", RedisArgument(body)] }
-        fields += ["reply", RedisArgument(replyKey), "deadline", RedisArgument(deadline)]
-        if keyed { fields += ["keyed", "1"] }
-        if let chunkKey { fields += ["chunks", RedisArgument(chunkKey)] }
-        return fields
+        if !body.isEmpty { field("body", .bytes(body)) }
+        field("reply", .text(replyKey))
+        field("deadline", .number(deadline))
+        if keyed { field("keyed", .text("1")) }
+        if let chunkKey { field("chunks", .text(chunkKey)) }
     }
 
     /// Decodes an entry read from a stream; nil when it is not a command.
@@ -152,12 +184,19 @@ public struct Reply: Sendable {
     /// Headers ride on the status line; one that could break the frame or the HTTP response
     /// (a name that is not a token, a value with a control character) is dropped.
     public func frame(requestId: String) -> [UInt8] {
-        var head = "\(requestId)\n\(status)"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(requestId.utf8.count + body.count + 16)
+        bytes += requestId.utf8
+        bytes.append(0x0A)
+        bytes += String(status).utf8
         for (name, value) in headers where Reply.isSafeHeader(name, value) {
-            head += "\t\(name): \(value)"
+            bytes.append(0x09)
+            bytes += name.utf8
+            bytes += ": ".utf8
+            bytes += value.utf8
         }
-        var bytes = Array("\(head)\n".utf8)
-        bytes.append(contentsOf: body)
+        bytes.append(0x0A)
+        bytes += body
         return bytes
     }
 

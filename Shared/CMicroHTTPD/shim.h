@@ -6,18 +6,24 @@
 #include <microhttpd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <string.h>
 
-/* The peer's IP address as text; MHD_get_connection_info is variadic, so Swift cannot call it. */
-static inline int uc_mhd_client_address(struct MHD_Connection *connection, char *out, socklen_t size) {
+/* The peer's IP address as raw bytes (4 for IPv4, 16 for IPv6) and its family (AF_INET or
+ * AF_INET6), or 0; MHD_get_connection_info is variadic, so Swift cannot call it. */
+static inline int uc_mhd_client_ip(struct MHD_Connection *connection, unsigned char out[16]) {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (info == NULL || info->client_addr == NULL) return -1;
+    if (info == NULL || info->client_addr == NULL) return 0;
     const struct sockaddr *address = info->client_addr;
-    const void *raw = NULL;
-    if (address->sa_family == AF_INET) raw = &((const struct sockaddr_in *)address)->sin_addr;
-    if (address->sa_family == AF_INET6) raw = &((const struct sockaddr_in6 *)address)->sin6_addr;
-    if (raw == NULL) return -1;
-    return inet_ntop(address->sa_family, raw, out, size) != NULL ? 0 : -1;
+    if (address->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)address)->sin_addr, 4);
+        return AF_INET;
+    }
+    if (address->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)address)->sin6_addr, 16);
+        return AF_INET6;
+    }
+    return 0;
 }
 
 /* The connection's socket, or -1. */
@@ -69,3 +75,9 @@ static inline void uc_mhd_format_log(void *cls, const char *format, va_list argu
 /* libmicrohttpd's logger (MHD_OPTION_EXTERNAL_LOGGER), which formats each line and hands it
  * to the sink passed as its closure: Swift cannot take a va_list callback itself. */
 static inline MHD_LogCallback uc_mhd_log_callback(void) { return uc_mhd_format_log; }
+
+/* The daemon's epoll descriptor, for a daemon run from an outside event loop; -1 if none. */
+static inline int uc_mhd_epoll_fd(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    return info == NULL ? -1 : info->epoll_fd;
+}

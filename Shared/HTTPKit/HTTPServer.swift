@@ -10,8 +10,21 @@ public struct HTTPRequest: Sendable {
     public let query: [(String, String)]
     public let headers: [String: String]
     public let body: [UInt8]
+    /// The peer's IP address: its family (`AF_INET`, `AF_INET6` or 0) and bytes, turned into
+    /// text only when asked for.
+    var clientIP: (family: Int32, bytes: [UInt8]) = (0, [])
+
     /// The peer's IP address as text (empty when unknown); no proxy header is trusted.
-    public var clientAddress: String = ""
+    public var clientAddress: String {
+        guard clientIP.family != 0 else { return "" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let written = clientIP.bytes.withUnsafeBytes {
+            inet_ntop(clientIP.family, $0.baseAddress, &text, socklen_t(text.count))
+        }
+        guard written != nil else { return "" }
+        let characters = text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+        return String(decoding: characters, as: UTF8.self)
+    }
 
     /// A header by its lower-case name; only the headers in `readHeaders` are read.
     public func header(_ name: String) -> String? { headers[name] }
@@ -106,6 +119,12 @@ public final class HTTPServer: @unchecked Sendable {
     private var daemon: OpaquePointer?
     fileprivate let active = Atomic<Int>(0)
     fileprivate let refusing = Atomic<Bool>(false)
+    /// Set when an answer resumed a connection: the loop gives libmicrohttpd a pass.
+    fileprivate let resumed = Atomic<Bool>(false)
+    /// The loop driving the server, when it runs on one; its thread alone calls libmicrohttpd.
+    private var loop: EventLoop?
+    /// libmicrohttpd's descriptor was ready in this turn of the loop.
+    private var ready = false
 
     /// The answer to a request that would have to wait once `refuseWaiting` was called.
     static var stoppingAnswer: HTTPResponse {
@@ -123,37 +142,117 @@ public final class HTTPServer: @unchecked Sendable {
         self.handler = handler
     }
 
+    /// Starts the server on its own threads (`config.threads` of them).
     public func start() throws(APIError) {
+        try startDaemon(onOwnThreads: true)
+    }
+
+    /// Starts the server driven by `loop`: libmicrohttpd reads, parses and answers on the loop's
+    /// thread, so a handler and whatever answers on that thread meet no other thread. Call it
+    /// before the loop runs or on its thread; answers may still come from any thread.
+    /// `listener`: a socket from `listeningSocket` that several servers, each on its own loop,
+    /// accept from; the server takes a duplicate. Nil: the server binds `config.port` itself.
+    public func start(on loop: EventLoop, sharing listener: Int32? = nil) throws(APIError) {
+        var own: Int32?
+        if let listener {
+            own = dup(listener)
+            guard let own, own >= 0 else {
+                throw APIError.internalError("cannot share the listening socket: errno \(errno)")
+            }
+        }
+        do {
+            try startDaemon(onOwnThreads: false, listener: own)
+        } catch {
+            if let own { close(own) }
+            throw error
+        }
+        guard let daemon else { return }
+        let descriptor = uc_mhd_epoll_fd(daemon)
+        guard descriptor >= 0 else {
+            stop()
+            throw APIError.internalError("libmicrohttpd gave no epoll descriptor")
+        }
+        self.loop = loop
+        loop.watch(descriptor) { [unowned self] _, _, _ in ready = true }
+        loop.everyTurn { [unowned self] in runLibrary() }
+    }
+
+    /// One pass of libmicrohttpd when something is waiting for it: a ready socket, a resumed
+    /// connection or a timeout due. Returns how long the loop may wait before the next pass.
+    private func runLibrary() -> Int {
+        guard let daemon else { return 1000 }
+        let resumedSome = resumed.exchange(false, ordering: .acquiringAndReleasing)
+        var due: UInt64 = 0
+        let hasTimeout = MHD_get_timeout(daemon, &due) == .YES
+        if ready || resumedSome || (hasTimeout && due == 0) {
+            ready = false
+            MHD_run(daemon)
+            guard MHD_get_timeout(daemon, &due) == .YES else { return 1000 }
+        } else if !hasTimeout {
+            return 1000
+        }
+        return Int(min(due, 1000))
+    }
+
+    /// A non-blocking socket listening on `host:port`, for servers that share it.
+    public static func listeningSocket(host: String, port: Int) throws(APIError) -> Int32 {
+        var address = try socketAddress(host: host, port: port)
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard socket >= 0 else { throw APIError.internalError("no socket: errno \(errno)") }
+        var on: Int32 = 1
+        _ = setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(socket, SOMAXCONN) == 0 else {
+            close(socket)
+            throw APIError.internalError("cannot listen on \(host):\(port)")
+        }
+        _ = fcntl(socket, F_SETFL, fcntl(socket, F_GETFL) | O_NONBLOCK)
+        return socket
+    }
+
+    private static func socketAddress(host: String, port: Int) throws(APIError) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(config.port).bigEndian)
-        guard inet_pton(AF_INET, config.host, &address.sin_addr) == 1 else {
-            throw APIError.internalError("HOST must be an IPv4 address, got \(config.host)")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw APIError.internalError("HOST must be an IPv4 address, got \(host)")
         }
+        return address
+    }
+
+    private func startDaemon(onOwnThreads: Bool, listener: Int32? = nil) throws(APIError) {
+        var address = try HTTPServer.socketAddress(host: config.host, port: config.port)
         let flags =
-            MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
+            (onOwnThreads ? MHD_USE_INTERNAL_POLLING_THREAD.rawValue : 0) | MHD_USE_EPOLL.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
         let started = withUnsafePointer(to: &address) { addressPointer -> OpaquePointer? in
-            let args: [CVarArg] = [
-                // First, or libmicrohttpd prints what it logs before it to standard error.
-                MHD_OPTION.EXTERNAL_LOGGER.rawValue,
-                unsafeBitCast(uc_mhd_log_callback(), to: OpaquePointer.self),
-                unsafeBitCast(forwardLibraryLog, to: OpaquePointer.self),
-                MHD_OPTION.NOTIFY_COMPLETED.rawValue,
-                unsafeBitCast(requestCompleted, to: OpaquePointer.self),
-                OpaquePointer(me),
-                MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
-                MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
-                MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(config.threads),
-                // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
-                MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, config.connectionMemoryBytes,
-                MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer),
-                MHD_OPTION.UNESCAPE_CALLBACK.rawValue,
-                unsafeBitCast(unescape, to: OpaquePointer.self),
-                OpaquePointer(me),
-                MHD_OPTION.END.rawValue,
-            ]
+            let bindTo: [CVarArg] =
+                listener.map { [MHD_OPTION.LISTEN_SOCKET.rawValue, $0] }
+                ?? [MHD_OPTION.SOCK_ADDR.rawValue, OpaquePointer(addressPointer)]
+            let args: [CVarArg] =
+                [
+                    // First, or libmicrohttpd prints what it logs before it to standard error.
+                    MHD_OPTION.EXTERNAL_LOGGER.rawValue,
+                    unsafeBitCast(uc_mhd_log_callback(), to: OpaquePointer.self),
+                    unsafeBitCast(forwardLibraryLog, to: OpaquePointer.self),
+                    MHD_OPTION.NOTIFY_COMPLETED.rawValue,
+                    unsafeBitCast(requestCompleted, to: OpaquePointer.self),
+                    OpaquePointer(me),
+                    MHD_OPTION.CONNECTION_TIMEOUT.rawValue, UInt32(config.connectionTimeoutSeconds),
+                    MHD_OPTION.CONNECTION_LIMIT.rawValue, UInt32(config.connectionLimit),
+                    MHD_OPTION.THREAD_POOL_SIZE.rawValue, UInt32(onOwnThreads ? config.threads : 0),
+                    // TODO: a request line or headers past this get libmicrohttpd's HTML 414/431.
+                    MHD_OPTION.CONNECTION_MEMORY_LIMIT.rawValue, config.connectionMemoryBytes,
+                    MHD_OPTION.UNESCAPE_CALLBACK.rawValue,
+                    unsafeBitCast(unescape, to: OpaquePointer.self),
+                    OpaquePointer(me),
+                ]
+                + bindTo + [MHD_OPTION.END.rawValue]
             return withVaList(args) { list in
                 MHD_start_daemon_va(flags, UInt16(config.port), nil, nil, accessHandler, me, list)
             }
@@ -169,7 +268,7 @@ public final class HTTPServer: @unchecked Sendable {
     public var activeRequests: Int { active.load(ordering: .acquiring) }
 
     /// Stops the server. libmicrohttpd aborts the process if a connection is still suspended,
-    /// so call it only once `activeRequests` is 0.
+    /// so call it only once `activeRequests` is 0, and on a loop only once the loop has stopped.
     public func stop() {
         if let daemon { MHD_stop_daemon(daemon) }
         daemon = nil
@@ -178,6 +277,15 @@ public final class HTTPServer: @unchecked Sendable {
     /// Stops accepting new connections and closes the listening socket, so that new clients are
     /// refused at once; requests in flight still get their answers.
     public func quiesce() {
+        if let loop, !loop.isCurrent {
+            let done = DispatchSemaphore(value: 0)
+            loop.post { [self] in
+                quiesce()
+                done.signal()
+            }
+            done.wait()
+            return
+        }
         guard let daemon else { return }
         let listener = MHD_quiesce_daemon(daemon)
         if listener >= 0 { close(listener) }
@@ -220,6 +328,7 @@ final class ConnectionContext: @unchecked Sendable {
     enum Stage { case reading, dispatched, suspended, answered, completed }
 
     let connection: OpaquePointer
+    unowned let server: HTTPServer
     var body: [UInt8] = []
     var rejected = false
     /// Answered before its body was read: the socket is drained after the answer is sent.
@@ -229,7 +338,10 @@ final class ConnectionContext: @unchecked Sendable {
     var overflow = 0
     private let state = Mutex<(Stage, HTTPResponse?)>((.reading, nil))
 
-    init(connection: OpaquePointer) { self.connection = connection }
+    init(connection: OpaquePointer, server: HTTPServer) {
+        self.connection = connection
+        self.server = server
+    }
 
     var stage: Stage { state.withLock { $0.0 } }
 
@@ -267,7 +379,9 @@ final class ConnectionContext: @unchecked Sendable {
             defer { current.0 = .answered }
             return current.0 == .suspended
         }
-        if wasSuspended { MHD_resume_connection(connection) }
+        guard wasSuspended else { return }
+        MHD_resume_connection(connection)
+        server.resumed.store(true, ordering: .releasing)
     }
 }
 
@@ -289,13 +403,10 @@ private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [(Str
     return collected
 }
 
-private func clientAddress(_ connection: OpaquePointer) -> String {
-    var buffer = [CChar](repeating: 0, count: 64)
-    guard uc_mhd_client_address(connection, &buffer, socklen_t(buffer.count)) == 0 else {
-        return ""
-    }
-    let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
-    return String(decoding: bytes, as: UTF8.self)
+private func clientIP(_ connection: OpaquePointer) -> (family: Int32, bytes: [UInt8]) {
+    var bytes = [UInt8](repeating: 0, count: 16)
+    let family = uc_mhd_client_ip(connection, &bytes)
+    return (family, Array(bytes.prefix(family == AF_INET ? 4 : 16)))
 }
 
 private let accessHandler: MHD_AccessHandlerCallback = {
@@ -304,7 +415,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
 
     guard let existing = connectionState.pointee else {
-        let context = ConnectionContext(connection: connection)
+        let context = ConnectionContext(connection: connection, server: server)
         connectionState.pointee = Unmanaged.passRetained(context).toOpaque()
         server.active.add(1, ordering: .relaxed)
         let limit =
@@ -365,7 +476,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
             method: method.map { String(cString: $0) } ?? "GET",
             path: url.map { String(cString: $0) } ?? "/",
             query: values(connection, .GET_ARGUMENT_KIND),
-            headers: headers, body: context.body, clientAddress: clientAddress(connection))
+            headers: headers, body: context.body, clientIP: clientIP(connection))
         context.body = []
         server.handler(request, HTTPResponder(context: context))
         let refusing = server.refusing.load(ordering: .acquiring)

@@ -3,7 +3,7 @@ import Core
 import Foundation
 
 /// A reply from Redis, copied out of hiredis's reply object.
-public indirect enum RedisReply: Sendable, Equatable {
+public enum RedisReply: Sendable, Equatable {
     case string([UInt8])
     case status(String)
     case integer(Int64)
@@ -119,7 +119,7 @@ public final class RedisConnection: @unchecked Sendable {
                 address.host, Int32(address.port), timeval(ms: timeoutMs))
         else { throw .connection("cannot allocate a redis context") }
         if made.pointee.err != 0 {
-            let message = errorText(made)
+            let message = RedisConnection.errorText(made)
             redisFree(made)
             throw .connection("connect to \(address): \(message)")
         }
@@ -132,7 +132,7 @@ public final class RedisConnection: @unchecked Sendable {
         if let context { redisSetTimeout(context, timeval(ms: ms)) }
     }
 
-    private func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+    static func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
         withUnsafeBytes(of: ctx.pointee.errstr) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
@@ -142,11 +142,11 @@ public final class RedisConnection: @unchecked Sendable {
     public func send(_ arguments: [RedisArgument]) throws(RedisError) -> RedisReply {
         try connect()
         guard let context else { throw .connection("not connected") }
-        let raw = withArgv(arguments) { argc, argv, lengths in
+        let raw = RedisConnection.withArgv(arguments) { argc, argv, lengths in
             redisCommandArgv(context, argc, argv, lengths)
         }
         guard let raw else {
-            let message = errorText(context)
+            let message = RedisConnection.errorText(context)
             disconnect()
             throw .connection(message)
         }
@@ -155,12 +155,32 @@ public final class RedisConnection: @unchecked Sendable {
         return RedisConnection.copy(reply)
     }
 
+    /// Sends one command already in wire form and waits for its reply.
+    public func send(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        try connect()
+        guard let context else { throw .connection("not connected") }
+        let bytes = command.bytes
+        let status = bytes.withUnsafeBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) {
+                redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
+            }
+        }
+        var raw: UnsafeMutableRawPointer?
+        if status != REDIS_OK || redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+            let message = RedisConnection.errorText(context)
+            disconnect()
+            throw .connection(message)
+        }
+        defer { freeReplyObject(raw) }
+        return RedisConnection.copy(raw!.assumingMemoryBound(to: redisReply.self))
+    }
+
     /// Sends several commands in one round trip and reads all their replies in order.
     public func pipeline(_ commands: [[RedisArgument]]) throws(RedisError) -> [RedisReply] {
         try connect()
         guard let context else { throw .connection("not connected") }
         for command in commands {
-            let status = withArgv(command) { argc, argv, lengths in
+            let status = RedisConnection.withArgv(command) { argc, argv, lengths in
                 redisAppendCommandArgv(context, argc, argv, lengths)
             }
             if status != REDIS_OK {
@@ -173,7 +193,7 @@ public final class RedisConnection: @unchecked Sendable {
         for _ in commands {
             var raw: UnsafeMutableRawPointer?
             if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
-                let message = errorText(context)
+                let message = RedisConnection.errorText(context)
                 disconnect()
                 throw .connection(message)
             }
@@ -211,7 +231,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Lays the arguments end to end in one buffer (one allocation, not one per argument) and
     /// hands hiredis pointers into it.
-    private func withArgv<R>(
+    static func withArgv<R>(
         _ arguments: [RedisArgument],
         _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
     ) -> R {
@@ -244,7 +264,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+    static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STRING:

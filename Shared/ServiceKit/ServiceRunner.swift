@@ -226,7 +226,7 @@ public final class ServiceRunner: @unchecked Sendable {
     /// `RPUSH` (out of memory) raises and ends the script before the `XACK`.
     /// KEYS: the reply keys, then the stream. ARGV: group, TTL in ms, for each reply key the
     /// number of its frames and the frames, then the entry ids to acknowledge.
-    static let storeThenAck = """
+    static let storeThenAck: StaticString = """
         local at = 3
         for i = 1, #KEYS - 1 do
           local count = tonumber(ARGV[at])
@@ -405,22 +405,20 @@ public final class ServiceRunner: @unchecked Sendable {
         for item in batch where item.frame != nil && !keys.contains(item.key) {
             keys.append(item.key)
         }
-        var arguments: [RedisArgument] = [
-            "EVAL", RedisArgument(ServiceRunner.storeThenAck), RedisArgument(keys.count + 1),
-        ]
-        arguments += keys.map { RedisArgument($0) }
-        arguments += [
-            RedisArgument(stream), RedisArgument(service), RedisArgument(config.replyTTLms),
-        ]
+        var script = RedisCommand("EVAL")
+        script.append(ServiceRunner.storeThenAck)
+        script.append(Int64(keys.count + 1))
+        for key in keys { script.append(key) }
+        script.append(stream)
+        script.append(service)
+        script.append(Int64(config.replyTTLms))
         for key in keys {
-            let frames = batch.filter { $0.key == key }.compactMap {
-                $0.frame.map { RedisArgument($0) }
-            }
-            arguments.append(RedisArgument(frames.count))
-            arguments += frames
+            let frames = batch.compactMap { $0.key == key ? $0.frame : nil }
+            script.append(Int64(frames.count))
+            for frame in frames { script.append(frame) }
         }
-        arguments += batch.map { RedisArgument($0.entry) }
-        let reply = try answerConnection.send(arguments)
+        for item in batch { script.append(item.entry) }
+        let reply = try answerConnection.send(script)
         if let message = reply.errorMessage { throw .server(message) }
     }
 

@@ -28,6 +28,15 @@ struct CommandFieldsTests {
         #expect(!back.keyed && back.chunkKey == nil && back.streamId == "1-0")
     }
 
+    @Test func aRequestIdThatIsTheCommandIdIsLeftOutAndReadsBackTheSame() throws {
+        let command = Command(
+            id: "c3", requestId: "c3", type: "ping", userId: nil, role: "user", params: [:],
+            body: [], replyKey: "uc:reply:g", deadline: 9)
+        #expect(names(command) == ["id", "type", "reply", "deadline"])
+        let back = try #require(decoded(command))
+        #expect(back.id == "c3" && back.requestId == "c3")
+    }
+
     @Test func everyFieldThatIsSetReadsBackTheSame() throws {
         var command = Command(
             id: "c2", requestId: "r2", type: "sessions.create", userId: nil, role: "admin",
