@@ -52,6 +52,11 @@ public final class BusClient: @unchecked Sendable {
     enum Sent {
         case command(Outgoing, resent: Bool)
         case backlogCheck(stream: String)
+        /// `MULTI`, or a command queued in it: its reply (`OK`, `QUEUED` or an error) settles
+        /// nothing by itself.
+        case transactionStep
+        /// The `EXEC` of a batch: its replies settle the batch's commands in order.
+        case transaction([Outgoing], resent: Bool)
     }
 
     public let replyKey: String
@@ -190,12 +195,10 @@ public final class BusClient: @unchecked Sendable {
             && !(streamsSinceCheck.isEmpty && sheddingStreams().isEmpty)
         guard !batch.isEmpty || checkBacklog else { return }
         guard let pipe = commandConnection(now) else {
-            for item in batch { refuseUnavailable(item) }
+            for item in batch { refuse(item, "the message bus is unavailable") }
             return
         }
-        var queued: [(Sent, RedisCommand)] = batch.map {
-            (.command($0, resent: false), BusClient.encode($0))
-        }
+        var queued = BusClient.steps(for: batch, resent: false)
         if checkBacklog {
             lastBacklogCheck = now
             // A stream being shed gets no commands, so it is checked without any: otherwise
@@ -209,6 +212,19 @@ public final class BusClient: @unchecked Sendable {
             streamsSinceCheck.removeAll(keepingCapacity: true)
         }
         send(queued, on: pipe, now: now)
+    }
+
+    /// A batch of two or more goes in one `MULTI`/`EXEC`: Redis then hands the service the
+    /// whole batch in one read, where a blocked `XREADGROUP` is otherwise served at the first
+    /// `XADD` and reads the rest in a second round.
+    private static func steps(for batch: [Outgoing], resent: Bool) -> [(Sent, RedisCommand)] {
+        guard batch.count > 1 else {
+            return batch.map { (.command($0, resent: resent), BusClient.encode($0)) }
+        }
+        var steps: [(Sent, RedisCommand)] = [(.transactionStep, RedisCommand("MULTI"))]
+        for item in batch { steps.append((.transactionStep, BusClient.encode(item))) }
+        steps.append((.transaction(batch, resent: resent), RedisCommand("EXEC")))
+        return steps
     }
 
     private static func encode(_ item: Outgoing) -> RedisCommand {
@@ -290,24 +306,34 @@ public final class BusClient: @unchecked Sendable {
         case .backlogCheck(let stream):
             let length = BusClient.backlog(of: reply, stream: stream)
             backlog.withLock { $0[stream] = length }
-        case .command(let item, _):
-            guard let message = reply.errorMessage else { return }
-            if message.hasPrefix("RATELIMIT") {
-                let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
-                let seconds = String(max(1, (waitMs + 999) / 1000))
-                let refusal = APIError.tooManyRequests(
-                    "too many requests; retry after \(seconds) s")
-                complete(
-                    item.command.requestId,
-                    with: Reply(
-                        status: 429, body: refusal.body, headers: [("Retry-After", seconds)]))
-            } else {
-                logger.error("XADD refused", [.stream: item.stream, .error: message])
-                complete(
-                    item.command.requestId,
-                    with: Reply(APIError.unavailable("the message bus refused the request")))
+        case .transactionStep:
+            return
+        case .transaction(let items, _):
+            guard let results = reply.array, results.count == items.count else {
+                // EXECABORT: a command was refused as it was queued (out of memory, say).
+                logger.error("XADD batch refused", [.error: reply.errorMessage ?? "no reply"])
+                for item in items { refuse(item, "the message bus refused the request") }
+                return
             }
+            for (item, result) in zip(items, results) { settle(item, result) }
+        case .command(let item, _):
+            settle(item, reply)
         }
+    }
+
+    /// Redis's answer to one command: only an error answers its request at once.
+    private func settle(_ item: Outgoing, _ reply: RedisReply) {
+        guard let message = reply.errorMessage else { return }
+        guard message.hasPrefix("RATELIMIT") else {
+            logger.error("XADD refused", [.stream: item.stream, .error: message])
+            return refuse(item, "the message bus refused the request")
+        }
+        let waitMs = Int(message.split(separator: " ").last ?? "") ?? 1000
+        let seconds = String(max(1, (waitMs + 999) / 1000))
+        let refusal = APIError.tooManyRequests("too many requests; retry after \(seconds) s")
+        complete(
+            item.command.requestId,
+            with: Reply(status: 429, body: refusal.body, headers: [("Retry-After", seconds)]))
     }
 
     /// Closes the command connection. Its unanswered commands are sent once more on a new
@@ -323,29 +349,35 @@ public final class BusClient: @unchecked Sendable {
         }
         commands = nil
         logger.warning("redis connection for commands lost", [.error: reason])
-        var again: [(Sent, RedisCommand)] = []
+        var retry: [Outgoing] = []
         for what in unanswered {
-            guard case .command(let item, let resent) = what else { continue }
+            let items: [Outgoing]
+            let resent: Bool
+            switch what {
+            case .command(let item, let wasResent): (items, resent) = ([item], wasResent)
+            case .transaction(let batch, let wasResent): (items, resent) = (batch, wasResent)
+            case .backlogCheck, .transactionStep: continue
+            }
             if resend && !resent {
-                again.append((.command(item, resent: true), BusClient.encode(item)))
+                retry += items
             } else {
-                refuseUnavailable(item)
+                for item in items { refuse(item, "the message bus is unavailable") }
             }
         }
+        let again = BusClient.steps(for: retry, resent: true)
         guard !again.isEmpty else { return }
         let now = Timestamp.now().milliseconds
         commandsRetryAt = 0
         guard let pipe = commandConnection(now) else {
-            for case (.command(let item, _), _) in again { refuseUnavailable(item) }
+            for item in retry { refuse(item, "the message bus is unavailable") }
             return
         }
         send(again, on: pipe, now: now)
     }
 
-    private func refuseUnavailable(_ item: Outgoing) {
-        complete(
-            item.command.requestId,
-            with: Reply(APIError.unavailable("the message bus is unavailable")))
+    /// Answers a command's request with 503.
+    private func refuse(_ item: Outgoing, _ message: String) {
+        complete(item.command.requestId, with: Reply(APIError.unavailable(message)))
     }
 
     /// Streams whose last known backlog is over the limit.
