@@ -53,11 +53,17 @@ final class CountingResponder: @unchecked Sendable {
     }
 }
 
-/// An `Authorization` header as the key of the verified-token cache. Hashing a whole token
-/// (200 bytes or so) on every request cost more than the rest of the lookup: the hash takes
-/// its last 32 bytes, from the token's signature, and equality still compares all of it.
+/// An `Authorization` header as the key of the verified-token cache, compared byte for byte.
+/// Hashing a whole token (200 bytes or so) on every request cost more than the rest of the
+/// lookup: the hash takes its last 32 bytes, from the token's signature. Only headers in the
+/// one form clients send (`Bearer <token>`) are cached, so that spellings of one token (more
+/// spaces, other letter cases) cannot fill the cache with keys of one hash.
 struct AuthorizationHeader: Hashable {
     let text: String
+
+    static func == (left: AuthorizationHeader, right: AuthorizationHeader) -> Bool {
+        left.text.utf8.elementsEqual(right.text.utf8)
+    }
 
     func hash(into hasher: inout Hasher) {
         let utf8 = text.utf8
@@ -65,7 +71,14 @@ struct AuthorizationHeader: Hashable {
         let hashed = utf8[tail...].withContiguousStorageIfAvailable {
             hasher.combine(bytes: UnsafeRawBufferPointer($0))
         }
-        if hashed == nil { hasher.combine(text) }
+        if hashed == nil {
+            for byte in utf8[tail...] { hasher.combine(byte) }
+        }
+    }
+
+    /// `Bearer `, one space, then a token with no space in it.
+    var isCanonical: Bool {
+        text.hasPrefix("Bearer ") && !text.utf8.dropFirst(7).contains(UInt8(ascii: " "))
     }
 }
 
@@ -85,6 +98,9 @@ final class Gateway: @unchecked Sendable {
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
     private let verified = PlainLock<[AuthorizationHeader: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
+    private let readinessQueue = DispatchQueue(label: "readiness")
+    /// The last readiness answer and when it was found (ms), on `readinessQueue` only.
+    private var lastReadiness: (at: Int64, answer: HTTPResponse)?
     /// Relays streamed replies from Redis to their clients (`ReplyStreams.swift`).
     let relay: ReplyStreamRelay
 
@@ -133,8 +149,9 @@ final class Gateway: @unchecked Sendable {
         case ("GET", "/healthz"):
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
         case ("GET", "/readyz"):
-            // It asks Redis and waits for the answer: not on the loop's thread.
-            return DispatchQueue.global().async { responder.respond(self.readiness()) }
+            // It asks Redis and waits for the answer: not on the loop's thread, and on one
+            // queue, so that a flood of probes holds one thread, not one each.
+            return readinessQueue.async { responder.respond(self.recentReadiness()) }
         case ("GET", "/openapi.json"):
             return responder.respond(.json(200, OpenAPIDocument.bytes))
         case ("GET", "/metrics"):
@@ -293,6 +310,7 @@ final class Gateway: @unchecked Sendable {
         guard let claims = jwt.verify(token, now: now) else {
             throw APIError.unauthorized("the bearer token is invalid or expired")
         }
+        guard key.isCanonical else { return claims }
         verified.withLock { cache in
             if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
             cache[key] = claims
@@ -323,6 +341,15 @@ final class Gateway: @unchecked Sendable {
         }
         let input = Array("idem\u{0}\(user?.hex ?? "-")\u{0}\(key)".utf8)
         return String(Crypto.sha256Hex(input).prefix(32))
+    }
+
+    /// `readiness()`, found again at most every 250 ms: probes in a burst share one look.
+    private func recentReadiness() -> HTTPResponse {
+        let now = Timestamp.now().milliseconds
+        if let last = lastReadiness, now - last.at < 250 { return last.answer }
+        let answer = readiness()
+        lastReadiness = (now, answer)
+        return answer
     }
 
     /// Ready when Redis answers and every routed stream has a consumer seen recently.

@@ -18,9 +18,10 @@ if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
 
 let gateway = Gateway(config: config, logger: logger)
 var serverConfig = HTTPServerConfig(
-    host: config.host, port: config.port, threads: 1,
+    host: config.host, port: config.port, threads: config.loops,
     maxBodyBytes: config.maxBodyBytes, connectionTimeoutSeconds: config.connectionTimeoutSeconds,
-    connectionLimit: config.connectionLimit,
+    // Each loop's daemon takes its share of the limit, as libmicrohttpd's own pool did.
+    connectionLimit: max(1, config.connectionLimit / config.loops),
     defaultHeaders: [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
 serverConfig.connectionMemoryBytes = config.connectionMemoryBytes
 serverConfig.bodyLimit = { method, path in gateway.bodyLimit(method: method, path: path) }

@@ -76,10 +76,15 @@ public final class BusClient: @unchecked Sendable {
     private var sent: [(what: Sent, at: Int64)] = []
     private var sentHead = 0
     private var commandsRetryAt: Int64 = 0
+    /// A connect is under way on another thread (it may block): commands wait for it.
+    private var commandsConnecting = false
+    /// Commands of a connection that failed outright, to send once more on the next one.
+    private var resending: [Outgoing] = []
     private var replies: RedisPipe?
     /// When the outstanding `BLMPOP` was sent; nil when none is.
     private var repliesAskedAt: Int64?
     private var repliesRetryAt: Int64 = 0
+    private var repliesConnecting = false
     private var repliesBackoffMs: Int64 = 100
     private var lastSweep: Int64 = 0
     private var lastBacklogCheck: Int64 = 0
@@ -88,7 +93,7 @@ public final class BusClient: @unchecked Sendable {
     /// No answer from Redis for this long on a connection with commands outstanding: the
     /// connection is taken for dead and its commands answered 503.
     static let stallMs: Int64 = 2000
-    /// How long a connect may hold the loop.
+    /// How long a connect (on a thread of its own) may take.
     static let connectTimeoutMs = 500
 
     /// `maxBacklog`: a stream longer than this sheds new commands with 503 instead of growing;
@@ -154,7 +159,8 @@ public final class BusClient: @unchecked Sendable {
             $0[command.requestId] = Waiting(deadline: command.deadline, completion: completion)
         }
         outgoing.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
-        if let loop, !loop.isCurrent { loop.wake() }
+        guard let loop else { return }
+        if loop.isCurrent { loop.soon() } else { loop.wake() }
     }
 
     private func complete(_ id: String, with reply: Reply?) {
@@ -185,6 +191,17 @@ public final class BusClient: @unchecked Sendable {
     // MARK: commands
 
     private func sendSubmitted(_ now: Int64) {
+        guard let pipe = commands else {
+            // Submitted commands wait while a connect is under way, and fail while Redis is
+            // known to be out of reach.
+            if commandsConnecting { return }
+            if now >= commandsRetryAt, loop != nil {
+                connectCommands()
+            } else {
+                refuseWaitingForConnection()
+            }
+            return
+        }
         let batch = outgoing.withLock { queued -> [Outgoing] in
             defer { queued.removeAll(keepingCapacity: true) }
             return queued
@@ -193,12 +210,10 @@ public final class BusClient: @unchecked Sendable {
         let checkBacklog =
             now - lastBacklogCheck > 200
             && !(streamsSinceCheck.isEmpty && sheddingStreams().isEmpty)
-        guard !batch.isEmpty || checkBacklog else { return }
-        guard let pipe = commandConnection(now) else {
-            for item in batch { refuse(item, "the message bus is unavailable") }
-            return
-        }
-        var queued = BusClient.steps(for: batch, resent: false)
+        guard !batch.isEmpty || !resending.isEmpty || checkBacklog else { return }
+        var queued = BusClient.steps(for: resending, resent: true)
+        queued += BusClient.steps(for: batch, resent: false)
+        resending = []
         if checkBacklog {
             lastBacklogCheck = now
             // A stream being shed gets no commands, so it is checked without any: otherwise
@@ -212,6 +227,17 @@ public final class BusClient: @unchecked Sendable {
             streamsSinceCheck.removeAll(keepingCapacity: true)
         }
         send(queued, on: pipe, now: now)
+    }
+
+    private func refuseWaitingForConnection() {
+        let waiting =
+            resending
+            + outgoing.withLock { queued -> [Outgoing] in
+                defer { queued.removeAll(keepingCapacity: true) }
+                return queued
+            }
+        resending = []
+        for item in waiting { refuse(item, "the message bus is unavailable") }
     }
 
     /// A batch of two or more goes in one `MULTI`/`EXEC`: Redis then hands the service the
@@ -262,21 +288,34 @@ public final class BusClient: @unchecked Sendable {
         }
     }
 
-    /// The open command connection, or a new one; nil while Redis cannot be reached.
-    private func commandConnection(_ now: Int64) -> RedisPipe? {
-        if let commands { return commands }
-        guard now >= commandsRetryAt, let loop else { return nil }
-        do {
-            let pipe = try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
+    /// Opens the command connection on another thread, so that a slow connect (a name to
+    /// look up, a host that does not answer) never holds the loop; the loop takes it over.
+    private func connectCommands() {
+        guard let loop else { return }
+        commandsConnecting = true
+        let address = address
+        DispatchQueue.global().async { [self] in
+            let opened = Result { () throws(RedisError) -> RedisPipe in
+                try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
+            }
+            loop.post { [self] in commandsOpened(opened) }
+        }
+    }
+
+    private func commandsOpened(_ opened: Result<RedisPipe, RedisError>) {
+        commandsConnecting = false
+        switch opened {
+        case .success(let pipe):
+            guard let loop, !stopping.load(ordering: .relaxed) else { return pipe.close() }
             loop.watch(pipe.descriptor) { [unowned self] readable, writable, failed in
                 commandsReady(readable: readable, writable: writable, failed: failed)
             }
             commands = pipe
-            return pipe
-        } catch {
-            commandsRetryAt = now + 200
+            sendSubmitted(Timestamp.now().milliseconds)
+        case .failure(let error):
+            commandsRetryAt = Timestamp.now().milliseconds + 200
             logger.warning("redis unavailable for XADD", [.error: error.description])
-            return nil
+            refuseWaitingForConnection()
         }
     }
 
@@ -300,6 +339,10 @@ public final class BusClient: @unchecked Sendable {
         sentHead += 1
         if sentHead == sent.count {
             sent.removeAll(keepingCapacity: true)
+            sentHead = 0
+        } else if sentHead >= 1024 && sentHead * 2 >= sent.count {
+            // Under steady load something is always outstanding: drop the answered part.
+            sent.removeFirst(sentHead)
             sentHead = 0
         }
         switch what {
@@ -349,7 +392,6 @@ public final class BusClient: @unchecked Sendable {
         }
         commands = nil
         logger.warning("redis connection for commands lost", [.error: reason])
-        var retry: [Outgoing] = []
         for what in unanswered {
             let items: [Outgoing]
             let resent: Bool
@@ -359,20 +401,14 @@ public final class BusClient: @unchecked Sendable {
             case .backlogCheck, .transactionStep: continue
             }
             if resend && !resent {
-                retry += items
+                resending += items
             } else {
                 for item in items { refuse(item, "the message bus is unavailable") }
             }
         }
-        let again = BusClient.steps(for: retry, resent: true)
-        guard !again.isEmpty else { return }
-        let now = Timestamp.now().milliseconds
+        // The next turn connects again at once and sends `resending` first.
         commandsRetryAt = 0
-        guard let pipe = commandConnection(now) else {
-            for item in retry { refuse(item, "the message bus is unavailable") }
-            return
-        }
-        send(again, on: pipe, now: now)
+        loop?.soon()
     }
 
     /// Answers a command's request with 503.
@@ -389,21 +425,22 @@ public final class BusClient: @unchecked Sendable {
 
     // MARK: replies
 
-    /// Keeps one `BLMPOP` waiting on the reply key (reconnecting after a backoff).
+    /// Keeps one `BLMPOP` waiting on the reply key (reconnecting after a backoff, on another
+    /// thread, as the command connection does).
     private func askForReplies(_ now: Int64) {
-        guard repliesAskedAt == nil, let loop else { return }
-        if replies == nil {
+        guard repliesAskedAt == nil, let loop, !repliesConnecting else { return }
+        guard let pipe = replies else {
             guard now >= repliesRetryAt else { return }
-            do {
-                let pipe = try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
-                loop.watch(pipe.descriptor) { [unowned self] _, _, _ in repliesReady() }
-                replies = pipe
-            } catch {
-                dropReplyConnection(error.description, now: now)
-                return
+            repliesConnecting = true
+            let address = address
+            DispatchQueue.global().async { [self] in
+                let opened = Result { () throws(RedisError) -> RedisPipe in
+                    try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
+                }
+                loop.post { [self] in repliesOpened(opened) }
             }
+            return
         }
-        guard let pipe = replies else { return }
         do {
             var pop = RedisCommand("BLMPOP")
             for argument in ["1", "1", replyKey, "LEFT", "COUNT", "256"] { pop.append(argument) }
@@ -412,6 +449,20 @@ public final class BusClient: @unchecked Sendable {
             _ = try pipe.write()
             repliesAskedAt = now
         } catch {
+            dropReplyConnection(error.description, now: now)
+        }
+    }
+
+    private func repliesOpened(_ opened: Result<RedisPipe, RedisError>) {
+        repliesConnecting = false
+        let now = Timestamp.now().milliseconds
+        switch opened {
+        case .success(let pipe):
+            guard let loop, !stopping.load(ordering: .relaxed) else { return pipe.close() }
+            loop.watch(pipe.descriptor) { [unowned self] _, _, _ in repliesReady() }
+            replies = pipe
+            askForReplies(now)
+        case .failure(let error):
             dropReplyConnection(error.description, now: now)
         }
     }

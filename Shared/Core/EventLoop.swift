@@ -21,6 +21,7 @@ public final class EventLoop: @unchecked Sendable {
     private let posted = PlainLock<[@Sendable () -> Void]>([])
     private let stopping = Atomic<Bool>(false)
     private let ownerThread = Atomic<UInt>(0)
+    private var again = false
 
     public init() throws(APIError) {
         poll = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -71,6 +72,10 @@ public final class EventLoop: @unchecked Sendable {
         wake()
     }
 
+    /// From the loop's thread: the next turn follows without waiting (work was queued for a
+    /// hook that has already run in this turn).
+    public func soon() { again = true }
+
     /// Ends the current or next wait at once.
     public func wake() {
         var one: UInt64 = 1
@@ -100,6 +105,10 @@ public final class EventLoop: @unchecked Sendable {
             runPosted()
             waitMs = 1000
             for hook in hooks { waitMs = min(waitMs, max(0, hook())) }
+            if again {
+                again = false
+                waitMs = 0
+            }
         }
         runPosted()
     }

@@ -24,6 +24,8 @@ public final class HTTPBodyStream: @unchecked Sendable {
     }
 
     private let state = Mutex(State())
+    /// Told after each resume, so that a server on an event loop runs it.
+    private let resumedNotice = Mutex<(@Sendable () -> Void)?>(nil)
 
     public init() {}
 
@@ -35,7 +37,7 @@ public final class HTTPBodyStream: @unchecked Sendable {
             current.pending.append(contentsOf: bytes)
             return (true, HTTPBodyStream.takeSuspended(&current))
         }
-        if let toResume { MHD_resume_connection(toResume) }
+        if let toResume { resume(toResume) }
         return accepted
     }
 
@@ -46,7 +48,12 @@ public final class HTTPBodyStream: @unchecked Sendable {
             current.finished = true
             return HTTPBodyStream.takeSuspended(&current)
         }
-        if let toResume { MHD_resume_connection(toResume) }
+        if let toResume { resume(toResume) }
+    }
+
+    private func resume(_ connection: OpaquePointer) {
+        MHD_resume_connection(connection)
+        resumedNotice.withLock { $0 }?()
     }
 
     /// False once finished or once libmicrohttpd has let go of the connection.
@@ -104,9 +111,12 @@ public final class HTTPBodyStream: @unchecked Sendable {
     }
 
     /// A chunked libmicrohttpd response reading from `stream`; nil when MHD cannot make one.
-    static func makeResponse(_ stream: HTTPBodyStream, connection: OpaquePointer) -> OpaquePointer?
-    {
+    static func makeResponse(
+        _ stream: HTTPBodyStream, connection: OpaquePointer,
+        onResume: @escaping @Sendable () -> Void
+    ) -> OpaquePointer? {
         stream.attach(connection)
+        stream.resumedNotice.withLock { $0 = onResume }
         let context = Unmanaged.passRetained(stream).toOpaque()
         guard
             let response = MHD_create_response_from_callback(

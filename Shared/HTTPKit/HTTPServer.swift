@@ -187,11 +187,22 @@ public final class HTTPServer: @unchecked Sendable {
         if ready || resumedSome || (hasTimeout && due == 0) {
             ready = false
             MHD_run(daemon)
+            // A resume from another thread during the pass may have found its wake-up used up
+            // by it: the flag it set calls for another pass at once.
+            if resumed.load(ordering: .acquiring) { return 0 }
             guard MHD_get_timeout(daemon, &due) == .YES else { return 1000 }
         } else if !hasTimeout {
             return 1000
         }
         return Int(min(due, 1000))
+    }
+
+    /// Called after every `MHD_resume_connection`: on a loop, the next pass must run it, and a
+    /// resume from another thread wakes the loop (libmicrohttpd's own wake-up can be consumed
+    /// by a pass already under way).
+    fileprivate func noteResume() {
+        resumed.store(true, ordering: .releasing)
+        if let loop, !loop.isCurrent { loop.wake() }
     }
 
     /// A non-blocking socket listening on `host:port`, for servers that share it.
@@ -307,7 +318,9 @@ public final class HTTPServer: @unchecked Sendable {
     fileprivate func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
         let made: OpaquePointer?
         if let stream = response.stream {
-            made = HTTPBodyStream.makeResponse(stream, connection: connection)
+            made = HTTPBodyStream.makeResponse(stream, connection: connection) {
+                [unowned self] in noteResume()
+            }
         } else {
             made = response.body.withUnsafeBytes { raw -> OpaquePointer? in
                 MHD_create_response_from_buffer(
@@ -381,7 +394,7 @@ final class ConnectionContext: @unchecked Sendable {
         }
         guard wasSuspended else { return }
         MHD_resume_connection(connection)
-        server.resumed.store(true, ordering: .releasing)
+        server.noteResume()
     }
 }
 

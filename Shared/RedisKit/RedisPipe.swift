@@ -10,6 +10,9 @@ import Foundation
 /// owner makes a new one.
 public final class RedisPipe: @unchecked Sendable {
     private var context: UnsafeMutablePointer<redisContext>?
+    /// The socket, to watch for readability (replies) and writability (a write left
+    /// unfinished); kept after `close` so that the owner can stop watching it.
+    public let descriptor: Int32
 
     /// Connects, waiting at most `timeoutMs`, then turns the socket non-blocking.
     public init(address: RedisAddress, timeoutMs: Int) throws(RedisError) {
@@ -27,12 +30,10 @@ public final class RedisPipe: @unchecked Sendable {
         // hiredis treats EAGAIN as "try again later" only on a context not marked blocking.
         made.pointee.flags &= ~Int32(REDIS_BLOCK)
         context = made
+        descriptor = made.pointee.fd
     }
 
     deinit { close() }
-
-    /// The socket, to watch for readability (replies) and writability (a write left unfinished).
-    public var descriptor: Int32 { context?.pointee.fd ?? -1 }
 
     public var isOpen: Bool { context != nil }
 
