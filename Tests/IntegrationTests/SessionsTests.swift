@@ -176,12 +176,20 @@ struct SessionsTests {
             }
         }
         #expect(try cluster.get("/api/chat/sessions/\(id)", user).status == 200)
-        // The scheme is case-insensitive.
-        for scheme in ["bearer", "BEARER", "BeArEr"] {
+        // The scheme is case-insensitive, and spaces may follow it; each spelling is checked
+        // in full, twice (the second time past the verified-token cache).
+        for _ in 1...2 {
+            for scheme in ["bearer ", "BEARER ", "BeArEr ", "Bearer   ", "Bearer "] {
+                let result = try HTTPClient.send(
+                    cluster, "GET", "/api/chat/sessions/\(id)",
+                    headers: ["Authorization": "\(scheme)\(user.token)"])
+                #expect(result.status == 200, "\(scheme)")
+            }
+            let forged = String(user.token.dropLast(2)) + (user.token.hasSuffix("AA") ? "BB" : "AA")
             let result = try HTTPClient.send(
                 cluster, "GET", "/api/chat/sessions/\(id)",
-                headers: ["Authorization": "\(scheme) \(user.token)"])
-            #expect(result.status == 200, "\(scheme)")
+                headers: ["Authorization": "Bearer \(forged)"])
+            #expect(result.status == 401, "a token whose signature differs at the end")
         }
     }
 
