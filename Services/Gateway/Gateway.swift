@@ -59,26 +59,28 @@ final class CountingResponder: @unchecked Sendable {
 /// one form clients send (`Bearer <token>`) are cached, so that spellings of one token (more
 /// spaces, other letter cases) cannot fill the cache with keys of one hash.
 struct AuthorizationHeader: Hashable {
-    let text: String
+    let bytes: [UInt8]
+
+    init(text: String) { bytes = Array(text.utf8) }
 
     static func == (left: AuthorizationHeader, right: AuthorizationHeader) -> Bool {
-        left.text.utf8.elementsEqual(right.text.utf8)
+        guard left.bytes.count == right.bytes.count else { return false }
+        return left.bytes.withUnsafeBytes { one in
+            right.bytes.withUnsafeBytes { other in
+                one.isEmpty || memcmp(one.baseAddress!, other.baseAddress!, one.count) == 0
+            }
+        }
     }
 
     func hash(into hasher: inout Hasher) {
-        let utf8 = text.utf8
-        let tail = utf8.index(utf8.endIndex, offsetBy: -min(32, utf8.count))
-        let hashed = utf8[tail...].withContiguousStorageIfAvailable {
-            hasher.combine(bytes: UnsafeRawBufferPointer($0))
-        }
-        if hashed == nil {
-            for byte in utf8[tail...] { hasher.combine(byte) }
+        bytes.withUnsafeBytes { raw in
+            hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw.suffix(32)))
         }
     }
 
     /// `Bearer `, one space, then a token with no space in it.
     var isCanonical: Bool {
-        text.hasPrefix("Bearer ") && !text.utf8.dropFirst(7).contains(UInt8(ascii: " "))
+        bytes.starts(with: "Bearer ".utf8) && !bytes.dropFirst(7).contains(UInt8(ascii: " "))
     }
 }
 

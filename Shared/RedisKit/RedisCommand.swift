@@ -52,6 +52,12 @@ public struct RedisCommand: Sendable {
     }
 
     static func writeDecimal(_ number: Int64, to out: inout [UInt8]) {
+        // Most numbers written are argument lengths under 100.
+        if number >= 0 && number < 100 {
+            if number >= 10 { out.append(UInt8(ascii: "0") + UInt8(number / 10)) }
+            out.append(UInt8(ascii: "0") + UInt8(number % 10))
+            return
+        }
         if number < 0 { out.append(UInt8(ascii: "-")) }
         var magnitude = number.magnitude
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
