@@ -294,7 +294,9 @@ public final class HTTPServer: @unchecked Sendable {
                 quiesce()
                 done.signal()
             }
-            done.wait()
+            // A loop that has already stopped would never run it: the listener then stays
+            // open until the daemon stops.
+            _ = done.wait(timeout: .now() + 2)
             return
         }
         guard let daemon else { return }
