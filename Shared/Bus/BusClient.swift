@@ -291,14 +291,19 @@ public final class BusClient: @unchecked Sendable {
     /// Opens the command connection on another thread, so that a slow connect (a name to
     /// look up, a host that does not answer) never holds the loop; the loop takes it over.
     private func connectCommands() {
-        guard let loop else { return }
         commandsConnecting = true
+        openPipe { [self] opened in commandsOpened(opened) }
+    }
+
+    /// Connects on a thread of its own, then hands the result to `opened` on the loop.
+    private func openPipe(_ opened: @escaping @Sendable (Result<RedisPipe, RedisError>) -> Void) {
+        guard let loop else { return }
         let address = address
-        DispatchQueue.global().async { [self] in
-            let opened = Result { () throws(RedisError) -> RedisPipe in
+        DispatchQueue.global().async {
+            let result = Result { () throws(RedisError) -> RedisPipe in
                 try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
             }
-            loop.post { [self] in commandsOpened(opened) }
+            loop.post { opened(result) }
         }
     }
 
@@ -428,17 +433,11 @@ public final class BusClient: @unchecked Sendable {
     /// Keeps one `BLMPOP` waiting on the reply key (reconnecting after a backoff, on another
     /// thread, as the command connection does).
     private func askForReplies(_ now: Int64) {
-        guard repliesAskedAt == nil, let loop, !repliesConnecting else { return }
+        guard repliesAskedAt == nil, loop != nil, !repliesConnecting else { return }
         guard let pipe = replies else {
             guard now >= repliesRetryAt else { return }
             repliesConnecting = true
-            let address = address
-            DispatchQueue.global().async { [self] in
-                let opened = Result { () throws(RedisError) -> RedisPipe in
-                    try RedisPipe(address: address, timeoutMs: BusClient.connectTimeoutMs)
-                }
-                loop.post { [self] in repliesOpened(opened) }
-            }
+            openPipe { [self] opened in repliesOpened(opened) }
             return
         }
         do {
