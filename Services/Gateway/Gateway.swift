@@ -100,9 +100,15 @@ final class Gateway: @unchecked Sendable {
     /// Tokens verified recently, so a client's next request skips the HMAC and JSON work.
     private let verified = PlainLock<[AuthorizationHeader: TokenClaims]>([:])
     private let probe: Mutex<RedisConnection>
-    private let readinessQueue = DispatchQueue(label: "readiness")
-    /// The last readiness answer and when it was found (ms), on `readinessQueue` only.
-    private var lastReadiness: (at: Int64, answer: HTTPResponse)?
+    /// Readiness probes: the last answer and when it was found (ms), and the probes waiting for
+    /// the look under way.
+    private let readinessState = PlainLock<ReadinessState>(ReadinessState())
+
+    struct ReadinessState {
+        var last: (at: Int64, answer: HTTPResponse)?
+        var waiting: [HeaderAddingResponder] = []
+        var looking = false
+    }
     /// Relays streamed replies from Redis to their clients (`ReplyStreams.swift`).
     let relay: ReplyStreamRelay
 
@@ -147,13 +153,15 @@ final class Gateway: @unchecked Sendable {
         if request.method == "OPTIONS" {
             return responder.respond(optionsAnswer(request.path, cors: cors))
         }
-        switch (request.method, request.path) {
+        // HEAD is GET without the body, which libmicrohttpd leaves out by itself.
+        let method = request.method == "HEAD" ? "GET" : request.method
+        switch (method, request.path) {
         case ("GET", "/healthz"):
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
         case ("GET", "/readyz"):
             // It asks Redis and waits for the answer: not on the loop's thread, and on one
             // queue, so that a flood of probes holds one thread, not one each.
-            return readinessQueue.async { responder.respond(self.recentReadiness()) }
+            return answerReadiness(responder)
         case ("GET", "/openapi.json"):
             return responder.respond(.json(200, OpenAPIDocument.bytes))
         case ("GET", "/metrics"):
@@ -259,7 +267,7 @@ final class Gateway: @unchecked Sendable {
 
         // A keyed request's retries share its command id, so each attempt gets a request id
         // of its own to be answered on; any other request's one id serves for both.
-        let keyed = request.header("idempotency-key") != nil && request.method != "GET"
+        let keyed = request.header("idempotency-key") != nil && method != "GET"
         let commandId = try commandId(for: request, user: claims?.userId)
         let now = Timestamp.now().milliseconds
         let long = longRunning(route, request, body)
@@ -272,7 +280,7 @@ final class Gateway: @unchecked Sendable {
         command.keyed = keyed
         let logger = self.logger
         var limit: BusClient.RateLimit?
-        if let user = claims?.userId, request.method != "GET", config.writeLimit > 0 {
+        if let user = claims?.userId, method != "GET", config.writeLimit > 0 {
             limit = BusClient.RateLimit(
                 key: "uc:rate:writes:\(user.hex)", limit: config.writeLimit,
                 windowMs: config.writeWindowMs)
@@ -335,7 +343,9 @@ final class Gateway: @unchecked Sendable {
 
     /// A retry with the same `Idempotency-Key` from the same user maps to the same command id.
     private func commandId(for request: HTTPRequest, user: ObjectId?) throws(APIError) -> String {
-        guard let key = request.header("idempotency-key"), request.method != "GET" else {
+        guard let key = request.header("idempotency-key"), request.method != "GET",
+            request.method != "HEAD"
+        else {
             return Crypto.fastRandomHex(16)
         }
         guard !key.isEmpty, key.utf8.count <= 200 else {
@@ -345,13 +355,30 @@ final class Gateway: @unchecked Sendable {
         return String(Crypto.sha256Hex(input).prefix(32))
     }
 
-    /// `readiness()`, found again at most every 250 ms: probes in a burst share one look.
-    private func recentReadiness() -> HTTPResponse {
+    /// Answers with a readiness found in the last 250 ms, or with the next one: one look at a
+    /// time, on a thread of its own (it waits for Redis), answers every probe that came
+    /// meanwhile, so a burst of probes, even with Redis stalled, waits for one look.
+    private func answerReadiness(_ responder: HeaderAddingResponder) {
         let now = Timestamp.now().milliseconds
-        if let last = lastReadiness, now - last.at < 250 { return last.answer }
-        let answer = readiness()
-        lastReadiness = (now, answer)
-        return answer
+        let (recent, startLook) = readinessState.withLock { state -> (HTTPResponse?, Bool) in
+            if let last = state.last, now - last.at < 250 { return (last.answer, false) }
+            state.waiting.append(responder)
+            defer { state.looking = true }
+            return (nil, !state.looking)
+        }
+        if let recent { return responder.respond(recent) }
+        guard startLook else { return }
+        DispatchQueue.global().async { [self] in
+            let answer = readiness()
+            let found = Timestamp.now().milliseconds
+            let waiting = readinessState.withLock { state -> [HeaderAddingResponder] in
+                state.last = (found, answer)
+                state.looking = false
+                defer { state.waiting = [] }
+                return state.waiting
+            }
+            for waiter in waiting { waiter.respond(answer) }
+        }
     }
 
     /// Ready when Redis answers and every routed stream has a consumer seen recently.

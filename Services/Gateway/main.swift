@@ -90,4 +90,6 @@ if unfinished == 0 {
     logger.warning("exiting with requests unanswered", [.count: String(unfinished)])
 }
 logger.info("stopped")
-exit(0)
+// `_exit`: the loop threads may still be tearing themselves down, and `exit`'s clean-up raced
+// them once ("double free" in a SIGTERM with Redis paused). The log is written unbuffered.
+_exit(0)

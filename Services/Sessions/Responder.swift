@@ -108,6 +108,7 @@ struct Responder: Sendable {
             let storedReply = try storeReply(
                 reply, answer: answer, sessionId: sessionId, user: user, session: session)
             let result: Document = ["message": .document(stored), "reply": .document(storedReply)]
+            sink?.settle()
             publisher?.publish("done", result)
             return Reply(status: 201, result)
         case .failure(let failure):
@@ -233,21 +234,50 @@ extension MessageStore {
 }
 
 /// Publishes a reply's pieces to its chunk stream (one per command, on its worker thread).
+///
+/// The deltas since the last `reset` must join to the stored content: after a piece (or a
+/// reset) could not be published, the next piece goes out as a `reset` and one delta with all
+/// the text since the provider began, and so does the text before `done` (`settle`).
 final class PublishingSink: ReplySink, @unchecked Sendable {
     private let publisher: ReplyChunkPublisher
+    /// The current provider's text so far.
+    private var text = ""
+    /// A piece or a reset was lost: the client's text no longer matches `text`.
+    private var behind = false
 
     init(_ publisher: ReplyChunkPublisher) { self.publisher = publisher }
 
     func text(_ piece: String) {
-        publisher.publish("delta", ["text": .string(piece)])
+        text += piece
+        if behind {
+            catchUp()
+        } else {
+            behind = !publisher.publish("delta", ["text": .string(piece)])
+        }
     }
 
     func reset(_ failed: ChainAttempt) {
-        publisher.publish(
+        text = ""
+        behind = !publisher.publish(
             "reset",
             [
                 "provider": .string(failed.provider), "model": .string(failed.model),
                 "reason": .string(failed.reason ?? "failed"),
             ])
+    }
+
+    /// Before `done`: a client that missed a piece gets the whole text once more.
+    func settle() {
+        if behind { catchUp() }
+    }
+
+    private func catchUp() {
+        let restarted = publisher.publish(
+            "reset",
+            [
+                "provider": "", "model": "",
+                "reason": "a piece of the stream was lost; the text so far follows",
+            ])
+        behind = !(restarted && publisher.publish("delta", ["text": .string(text)]))
     }
 }

@@ -230,15 +230,20 @@ public final class BusClient: @unchecked Sendable {
     }
 
     private func refuseWaitingForConnection() {
-        let waiting =
-            resending
-            + outgoing.withLock { queued -> [Outgoing] in
-                defer { queued.removeAll(keepingCapacity: true) }
-                return queued
-            }
+        let unsent = outgoing.withLock { queued -> [Outgoing] in
+            defer { queued.removeAll(keepingCapacity: true) }
+            return queued
+        }
+        for item in resending { refuse(item, BusClient.outcomeUnknown) }
         resending = []
-        for item in waiting { refuse(item, "the message bus is unavailable") }
+        for item in unsent { refuse(item, "the message bus is unavailable") }
     }
+
+    /// The 503 of a command that was written but never answered by Redis: Redis may still have
+    /// taken it (a paused Redis runs what was in its socket once it resumes).
+    static let outcomeUnknown =
+        "the message bus did not answer; the request may still be applied, so retry it with "
+        + "an Idempotency-Key"
 
     /// A batch of two or more goes in one `MULTI`/`EXEC`: Redis then hands the service the
     /// whole batch in one read, where a blocked `XREADGROUP` is otherwise served at the first
@@ -408,7 +413,7 @@ public final class BusClient: @unchecked Sendable {
             if resend && !resent {
                 resending += items
             } else {
-                for item in items { refuse(item, "the message bus is unavailable") }
+                for item in items { refuse(item, BusClient.outcomeUnknown) }
             }
         }
         // The next turn connects again at once and sends `resending` first.

@@ -54,7 +54,10 @@ public final class ReplyChunkPublisher {
         self.logger = logger
     }
 
-    public func publish(_ event: String, _ data: [UInt8]) {
+    /// Appends one event; false when it could not be stored (logged once per run of failures).
+    /// A connection Redis closed while it sat idle is replaced and the event sent again.
+    @discardableResult
+    public func publish(_ event: String, _ data: [UInt8]) -> Bool {
         // The expiry is renewed on every entry: a reader may delete the key while we write.
         let commands: [[RedisArgument]] = [
             [
@@ -64,19 +67,24 @@ public final class ReplyChunkPublisher {
             ["PEXPIRE", RedisArgument(key), RedisArgument(ttlMs)],
         ]
         let last = ReplyChunks.terminal.contains(event)
+        defer { if last { redis.disconnect() } }
         do {
-            _ = try redis.pipeline(commands)
+            _ = try redis.retryingStaleConnection { (connection) throws(RedisError) in
+                try connection.pipeline(commands)
+            }
             failed = false
+            return true
         } catch {
             if !failed {
                 logger.warning("cannot publish a reply chunk", [.stream: key, .error: "\(error)"])
             }
             failed = true
+            return false
         }
-        if last { redis.disconnect() }
     }
 
-    public func publish(_ event: String, _ document: Document) {
+    @discardableResult
+    public func publish(_ event: String, _ document: Document) -> Bool {
         publish(event, JSONWriter.bytes(.document(document)))
     }
 }

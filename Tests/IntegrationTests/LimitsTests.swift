@@ -11,6 +11,14 @@ struct LimitsTests {
         defer { cluster.shutdown() }
         let busy = cluster.newUser()
         let calm = cluster.newUser()
+        // HEAD reads like GET: it spends nothing of the write budget.
+        for _ in 0..<8 {
+            let head = try HTTPClient.send(
+                cluster, "HEAD", "/api/chat/sessions",
+                headers: ["Authorization": "Bearer \(busy.token)"])
+            #expect(head.status == 200)
+        }
+        #expect(try HTTPClient.send(cluster, "HEAD", "/healthz").status == 200)
         for index in 0..<5 {
             #expect(
                 try cluster.post("/api/chat/sessions", busy, json(["name": .string("s\(index)")]))
