@@ -89,6 +89,8 @@ public final class BusClient: @unchecked Sendable {
     private var lastSweep: Int64 = 0
     private var lastBacklogCheck: Int64 = 0
     private var streamsSinceCheck: Set<String> = []
+    /// The loop's turn in which submitted commands were last sent.
+    private var turnSent: UInt64 = .max
 
     /// No answer from Redis for this long on a connection with commands outstanding: the
     /// connection is taken for dead and its commands answered 503.
@@ -160,7 +162,10 @@ public final class BusClient: @unchecked Sendable {
         }
         outgoing.withLock { $0.append(Outgoing(stream: stream, command: command, limit: limit)) }
         guard let loop else { return }
-        if loop.isCurrent { loop.soon() } else { loop.wake() }
+        guard loop.isCurrent else { return loop.wake() }
+        // Submitted after this turn's send (from a hook that runs after it): the next turn
+        // sends it without waiting.
+        if turnSent == loop.turns { loop.soon() }
     }
 
     private func complete(_ id: String, with reply: Reply?) {
@@ -173,6 +178,7 @@ public final class BusClient: @unchecked Sendable {
     private func turn() -> Int {
         guard !stopping.load(ordering: .relaxed) else { return 1000 }
         let now = Timestamp.now().milliseconds
+        turnSent = loop?.turns ?? 0
         sendSubmitted(now)
         askForReplies(now)
         if let oldest = sent.dropFirst(sentHead).first, now - oldest.at > BusClient.stallMs {

@@ -22,6 +22,8 @@ public final class EventLoop: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private let ownerThread = Atomic<UInt>(0)
     private var again = false
+    /// Turns begun so far; a hook can tell whether it has already run in the current one.
+    public private(set) var turns: UInt64 = 0
 
     public init() throws(APIError) {
         poll = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -95,6 +97,7 @@ public final class EventLoop: @unchecked Sendable {
         var waitMs = 0
         while !stopping.load(ordering: .acquiring) {
             let count = epoll_wait(poll, &events, Int32(events.count), Int32(waitMs))
+            turns &+= 1
             for index in 0..<Int(max(count, 0)) {
                 let flags = events[index].events
                 let descriptor = events[index].data.fd
