@@ -153,8 +153,7 @@ final class Gateway: @unchecked Sendable {
         if request.method == "OPTIONS" {
             return responder.respond(optionsAnswer(request.path, cors: cors))
         }
-        // HEAD is GET without the body, which libmicrohttpd leaves out by itself.
-        let method = request.method == "HEAD" ? "GET" : request.method
+        let method = request.routeMethod
         switch (method, request.path) {
         case ("GET", "/healthz"):
             return responder.respond(.json(200, JSONWriter.bytes(["status": "ok"])))
@@ -220,8 +219,7 @@ final class Gateway: @unchecked Sendable {
         }
         let route: Route
         var params: [String: String]
-        // HEAD is GET without the body, which libmicrohttpd leaves out by itself.
-        let method = request.method == "HEAD" ? "GET" : request.method
+        let method = request.routeMethod
         switch Routes.lookup(method: method, path: request.path) {
         case .notFound:
             throw APIError.notFound("route")
@@ -343,9 +341,7 @@ final class Gateway: @unchecked Sendable {
 
     /// A retry with the same `Idempotency-Key` from the same user maps to the same command id.
     private func commandId(for request: HTTPRequest, user: ObjectId?) throws(APIError) -> String {
-        guard let key = request.header("idempotency-key"), request.method != "GET",
-            request.method != "HEAD"
-        else {
+        guard let key = request.header("idempotency-key"), request.routeMethod != "GET" else {
             return Crypto.fastRandomHex(16)
         }
         guard !key.isEmpty, key.utf8.count <= 200 else {

@@ -402,11 +402,7 @@ public final class BusClient: @unchecked Sendable {
         let unanswered = sent.dropFirst(sentHead).map(\.what)
         sent.removeAll(keepingCapacity: true)
         sentHead = 0
-        if let pipe = commands {
-            loop?.forget(pipe.descriptor)
-            pipe.close()
-        }
-        commands = nil
+        release(&commands)
         logger.warning("redis connection for commands lost", [.error: reason])
         for what in unanswered {
             let items: [Outgoing]
@@ -425,6 +421,14 @@ public final class BusClient: @unchecked Sendable {
         // The next turn connects again at once and sends `resending` first.
         commandsRetryAt = 0
         loop?.soon()
+    }
+
+    /// Stops watching a connection and closes it.
+    private func release(_ pipe: inout RedisPipe?) {
+        guard let open = pipe else { return }
+        loop?.forget(open.descriptor)
+        open.close()
+        pipe = nil
     }
 
     /// Answers a command's request with 503.
@@ -499,11 +503,7 @@ public final class BusClient: @unchecked Sendable {
     }
 
     private func dropReplyConnection(_ reason: String, now: Int64) {
-        if let pipe = replies {
-            loop?.forget(pipe.descriptor)
-            pipe.close()
-        }
-        replies = nil
+        release(&replies)
         repliesAskedAt = nil
         repliesRetryAt = now + repliesBackoffMs
         repliesBackoffMs = min(repliesBackoffMs * 2, 1000)

@@ -26,6 +26,10 @@ public struct HTTPRequest: Sendable {
         return String(decoding: characters, as: UTF8.self)
     }
 
+    /// The method a route answers: HEAD is GET without the body, which libmicrohttpd leaves
+    /// out by itself.
+    public var routeMethod: String { method == "HEAD" ? "GET" : method }
+
     /// A header by its lower-case name; only the headers in `readHeaders` are read.
     public func header(_ name: String) -> String? { headers[name] }
 

@@ -1,3 +1,5 @@
+import CHiredis
+
 /// A command already in Redis's wire form (RESP), built argument by argument, for the callers
 /// that send one per request: no array of arguments and no formatting by hiredis.
 public struct RedisCommand: Sendable {
@@ -38,6 +40,23 @@ public struct RedisCommand: Sendable {
         arguments.append(contentsOf: bytes)
         arguments.append(13)
         arguments.append(10)
+    }
+
+    /// Appends the command to a context's output buffer: the `*<count>` line, then the
+    /// arguments as they are, with no copy of the whole. False when hiredis refused.
+    func queue(on context: UnsafeMutablePointer<redisContext>) -> Bool {
+        var head: [UInt8] = [UInt8(ascii: "*")]
+        RedisCommand.writeDecimal(Int64(count), to: &head)
+        head += [13, 10]
+        for part in [head, arguments] {
+            let status = part.withUnsafeBufferPointer { raw in
+                raw.withMemoryRebound(to: CChar.self) {
+                    redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
+                }
+            }
+            if status != REDIS_OK { return false }
+        }
+        return true
     }
 
     /// The whole command: `*<count>\r\n` and the arguments.

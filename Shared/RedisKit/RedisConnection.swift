@@ -159,14 +159,8 @@ public final class RedisConnection: @unchecked Sendable {
     public func send(_ command: RedisCommand) throws(RedisError) -> RedisReply {
         try connect()
         guard let context else { throw .connection("not connected") }
-        let bytes = command.bytes
-        let status = bytes.withUnsafeBufferPointer { raw in
-            raw.withMemoryRebound(to: CChar.self) {
-                redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
-            }
-        }
         var raw: UnsafeMutableRawPointer?
-        if status != REDIS_OK || redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+        if !command.queue(on: context) || redisGetReply(context, &raw) != REDIS_OK || raw == nil {
             let message = RedisConnection.errorText(context)
             disconnect()
             throw .connection(message)

@@ -54,17 +54,7 @@ public final class RedisPipe: @unchecked Sendable {
     /// Queues one command already in wire form.
     public func queue(_ command: RedisCommand) throws(RedisError) {
         guard let context else { throw .connection("closed") }
-        var head: [UInt8] = [UInt8(ascii: "*")]
-        RedisCommand.writeDecimal(Int64(command.count), to: &head)
-        head += [13, 10]
-        for part in [head, command.arguments] {
-            let status = part.withUnsafeBufferPointer { raw in
-                raw.withMemoryRebound(to: CChar.self) {
-                    redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
-                }
-            }
-            if status != REDIS_OK { throw fail("cannot queue a command") }
-        }
+        if !command.queue(on: context) { throw fail("cannot queue a command") }
     }
 
     /// Writes what the socket takes now; true when nothing is left to write.
