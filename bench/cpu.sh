@@ -12,6 +12,7 @@
 #   HOLD=2000 [HOLD_S=6]  hold that many requests with the service stopped, then let them run;
 #                         prints the gateway's peak RSS
 #   SMAPS=1 [SMAPS_LINES=15]  the gateway's resident memory by mapping, largest first
+#   REDIS_STATS=1  Redis's calls per request and microseconds per call, by command, for the runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && command -v wrk >/dev/null || scripts/install-deps.sh >/dev/null
@@ -60,14 +61,21 @@ if [ "${ROUTE:-}" = create ]; then
   export TOKEN BODY_FILE="$WORK/create.json"
   LOAD=(-s bench/post.lua "$GW/api/chat/sessions")
 fi
+[ -n "${REDIS_STATS:-}" ] && redis-cli -p "$RP" config resetstat >/dev/null
+served=0
 for c in ${CONNS-64 64 64}; do
 g0=$(cpu $GATEWAY); s0=$(cpu $SESSIONS); r0=$(cpu $REDIS); m0=$(cpu $MONGO)
 out=$(wrk -t$([ $c -lt 2 ] && echo 1 || echo 2) -c$c -d${D:-5}s --latency "${LOAD[@]}")
 g1=$(cpu $GATEWAY); s1=$(cpu $SESSIONS); r1=$(cpu $REDIS); m1=$(cpu $MONGO)
 n=$(echo "$out" | grep -o '[0-9]* requests in' | awk '{print $1}')
 echo "$out" | grep -E 'Requests/sec|50%|99%|Non-2xx'
+served=$((served + n))
 python3 -c "n=$n; print(f'c=$c gateway {($g1-$g0)*1e4/n:.1f}us sessions {($s1-$s0)*1e4/n:.1f}us redis {($r1-$r0)*1e4/n:.1f}us stand-in {($m1-$m0)*1e4/n:.1f}us')"
 done
+if [ -n "${REDIS_STATS:-}" ]; then
+  redis-cli -p "$RP" info commandstats | tr -d '\r' | awk -F'[:,=]' -v n="$served" \
+    '/^cmdstat_/ {sub(/cmdstat_/, "", $1); printf "redis %-12s %.3f calls per request, %.2f us per call\n", $1, $3 / n, $7}'
+fi
 if [ -n "${PERF:-}" ]; then
   wrk -t2 -c64 -d8s "${LOAD[@]}" >/dev/null & W=$!
   sleep 1; perf record -F 2999 -g -p $(eval echo \$${PERF}) -o /tmp/perf.data -- sleep 5 2>/dev/null >/dev/null; wait $W

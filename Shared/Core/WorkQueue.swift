@@ -3,9 +3,10 @@ import Foundation
 /// A first-in, first-out queue that threads wait on.
 ///
 /// `push` wakes one waiting taker, and a taker that leaves work behind wakes the next, normally
-/// with one wake-up in flight: a burst of cheap items is taken by the threads already running
-/// instead of waking every thread, while slow items still spread over all of them. Waits are
-/// timed on the monotonic clock, so a wall clock set back cannot stretch them.
+/// with one wake-up in flight, unless the item it took is quick: then it will be back for the
+/// next one sooner than a woken thread could start. A burst of cheap items is thus taken by the
+/// thread already running, while slow items still spread over all of them. Waits are timed on
+/// the monotonic clock, so a wall clock set back cannot stretch them.
 public final class WorkQueue<Element>: @unchecked Sendable {
     private let condition = MonotonicCondition()
     private var items: [Element] = []
@@ -37,15 +38,16 @@ public final class WorkQueue<Element>: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The oldest item, waiting up to `timeoutMs` for one; nil if none came.
-    public func pop(timeoutMs: Int) -> Element? {
+    /// The oldest item, waiting up to `timeoutMs` for one; nil if none came. When items are left
+    /// and the one taken is not `isQuick`, another taker is woken for them.
+    public func pop(timeoutMs: Int, isQuick: (Element) -> Bool = { _ in false }) -> Element? {
         condition.lock()
         defer { condition.unlock() }
         guard waitForItems(timeoutMs: timeoutMs) else { return nil }
         let item = items[head]
         head += 1
         compact()
-        if head < items.count { wakeOneIfIdle() }
+        if head < items.count, !isQuick(item) { wakeOneIfIdle() }
         return item
     }
 
@@ -63,6 +65,7 @@ public final class WorkQueue<Element>: @unchecked Sendable {
     /// Called with the lock held: true when an item is there, within the timeout.
     private func waitForItems(timeoutMs: Int) -> Bool {
         guard head == items.count else { return true }
+        guard timeoutMs > 0 else { return false }
         let deadline = MonotonicCondition.deadline(afterMs: timeoutMs)
         waiting += 1
         while head == items.count {

@@ -169,6 +169,17 @@ public final class RedisConnection: @unchecked Sendable {
         return RedisConnection.copy(raw!.assumingMemoryBound(to: redisReply.self))
     }
 
+    /// Sends several commands already in wire form in one round trip and reads their replies.
+    public func send(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
+        try connect()
+        guard let context else { throw .connection("not connected") }
+        for command in commands where !command.queue(on: context) {
+            disconnect()
+            throw .connection("append failed")
+        }
+        return try readReplies(commands.count, from: context)
+    }
+
     /// Sends several commands in one round trip and reads all their replies in order.
     public func pipeline(_ commands: [[RedisArgument]]) throws(RedisError) -> [RedisReply] {
         try connect()
@@ -182,9 +193,15 @@ public final class RedisConnection: @unchecked Sendable {
                 throw .connection("append failed")
             }
         }
+        return try readReplies(commands.count, from: context)
+    }
+
+    private func readReplies(
+        _ count: Int, from context: UnsafeMutablePointer<redisContext>
+    ) throws(RedisError) -> [RedisReply] {
         var replies: [RedisReply] = []
-        replies.reserveCapacity(commands.count)
-        for _ in commands {
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
             var raw: UnsafeMutableRawPointer?
             if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
                 let message = RedisConnection.errorText(context)

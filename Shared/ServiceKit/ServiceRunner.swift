@@ -206,6 +206,9 @@ public final class ServiceRunner: @unchecked Sendable {
     /// Commands read and not yet applied; the reader stops reading while it is full, so the
     /// rest stays in the stream for other replicas.
     private let jobs = WorkQueue<Command>()
+    /// Time to apply each command type: a worker that takes a quick one (a ping) keeps the rest
+    /// of the batch for itself rather than waking another worker for it.
+    private let durations = DurationAverages()
     /// An answer not yet written: the reply frame (nil for a dropped command) and the entry to ack.
     typealias Answer = (key: String, frame: [UInt8]?, entry: String)
 
@@ -222,21 +225,6 @@ public final class ServiceRunner: @unchecked Sendable {
         var pausedUntil: Int64 = 0
     }
 
-    /// Stores the replies and only then acknowledges their commands, in one step: a refused
-    /// `RPUSH` (out of memory) raises and ends the script before the `XACK`.
-    /// KEYS: the reply keys, then the stream. ARGV: group, TTL in ms, for each reply key the
-    /// number of its frames and the frames, then the entry ids to acknowledge.
-    static let storeThenAck: StaticString = """
-        local at = 3
-        for i = 1, #KEYS - 1 do
-          local count = tonumber(ARGV[at])
-          redis.call('RPUSH', KEYS[i], unpack(ARGV, at + 1, at + count))
-          redis.call('PEXPIRE', KEYS[i], ARGV[2])
-          at = at + count + 1
-        end
-        if at > #ARGV then return 0 end
-        return redis.call('XACK', KEYS[#KEYS], ARGV[1], unpack(ARGV, at, #ARGV))
-        """
     /// Used only by the thread that set `writing`.
     private let answerConnection: RedisConnection
     private let readerDone = Atomic<Bool>(false)
@@ -307,48 +295,61 @@ public final class ServiceRunner: @unchecked Sendable {
     }
 
     /// Applies queued commands until the reader has stopped and the queue is empty.
+    ///
+    /// After a quick command the worker takes the next one before it writes: answers to a run
+    /// of quick commands go out together, written once the queue is empty, a slow command is
+    /// next, or 64 are held.
     private func workerLoop() {
         defer { workersLeft.subtract(1, ordering: .sequentiallyConsistent) }
+        var held: [Answer] = []
         while true {
-            guard let command = jobs.pop(timeoutMs: 100) else {
+            let next = jobs.pop(timeoutMs: held.isEmpty ? 100 : 0) { [durations] in
+                durations.isQuick($0.type)
+            }
+            let holdOn = next.map { durations.isQuick($0.type) } ?? false
+            if !held.isEmpty, !holdOn || held.count >= 64 {
+                answer(held)
+                held.removeAll(keepingCapacity: true)
+            }
+            guard let command = next else {
                 if readerDone.load(ordering: .sequentiallyConsistent) && jobs.count == 0 {
                     return
                 }
                 continue
             }
-            handle(command)
+            if let item = handle(command) { held.append(item) }
         }
     }
 
-    private func handle(_ command: Command) {
-        guard !command.streamId.isEmpty else { return }
+    /// Applies one command; the answer to write, or nil when another delivery answers it.
+    private func handle(_ command: Command) -> Answer? {
+        guard !command.streamId.isEmpty else { return nil }
         if command.deadline < Timestamp.now().milliseconds {
             metrics.add(
                 "uc_commands_expired_total", labels: [("stream", stream)],
                 help: "commands dropped unapplied because their deadline had passed")
             logger.debug("dropped expired command", [.command: command.id, .type: command.type])
-            answer((command.replyKey, nil, command.streamId))
-            return
+            return (command.replyKey, nil, command.streamId)
         }
-        let started = Timestamp.now()
-        guard let reply = apply(command) else { return }
-        let finished = Timestamp.now()
+        let started = DispatchTime.now().uptimeNanoseconds
+        guard let reply = apply(command) else { return nil }
+        let took = DispatchTime.now().uptimeNanoseconds - started
+        durations.record(command.type, nanoseconds: took)
         metrics.observe(
-            "uc_command_seconds",
-            seconds: Double(finished.milliseconds - started.milliseconds) / 1000,
+            "uc_command_seconds", seconds: Double(took) / 1e9,
             labels: [("type", command.type)], help: "time to apply a command")
         metrics.add(
             "uc_commands_handled_total",
             labels: [("type", command.type), ("status", String(reply.status))],
             help: "commands answered, by type and status")
-        answer((command.replyKey, reply.frame(requestId: command.requestId), command.streamId))
+        return (command.replyKey, reply.frame(requestId: command.requestId), command.streamId)
     }
 
-    /// Queues an answer and, when no other thread is writing, writes everything queued.
-    private func answer(_ item: Answer) {
+    /// Queues answers and, when no other thread is writing, writes everything queued.
+    private func answer(_ items: [Answer]) {
         let now = Timestamp.now().milliseconds
         let batch = unsent.withLock { state -> [Answer] in
-            state.answers.append(item)
+            state.answers += items
             guard !state.writing, now >= state.pausedUntil else { return [] }
             return takeUnsent(&state)
         }
@@ -391,9 +392,12 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
-    /// One script call (`storeThenAck`) per 256 answers: `RPUSH` and `PEXPIRE` per reply key,
-    /// then one `XACK` for the entries, so no command is acknowledged unless its reply is stored.
-    /// Rewriting a batch after a partial failure repeats frames the gateway then ignores.
+    /// One transaction per 256 answers: `RPUSH` and `PEXPIRE` per reply key, then one `XACK`
+    /// for the entries, so no command is acknowledged unless its reply is stored. Redis runs all
+    /// of it or, when a command is refused as it is queued (out of memory), none of it; then the
+    /// batch is written again later. Rewriting a batch repeats frames the gateway then ignores.
+    /// A command that fails as the transaction runs (a reply key someone made a string) costs
+    /// only its own reply, which no retry could store.
     private func writeAnswers(_ batch: [Answer]) throws(RedisError) {
         for start in stride(from: 0, to: batch.count, by: 256) {
             try writeAnswerChunk(Array(batch[start..<min(start + 256, batch.count)]))
@@ -405,21 +409,30 @@ public final class ServiceRunner: @unchecked Sendable {
         for item in batch where item.frame != nil && !keys.contains(item.key) {
             keys.append(item.key)
         }
-        var script = RedisCommand("EVAL")
-        script.append(ServiceRunner.storeThenAck)
-        script.append(Int64(keys.count + 1))
-        for key in keys { script.append(key) }
-        script.append(stream)
-        script.append(service)
-        script.append(Int64(config.replyTTLms))
+        var commands = [RedisCommand("MULTI")]
         for key in keys {
-            let frames = batch.compactMap { $0.key == key ? $0.frame : nil }
-            script.append(Int64(frames.count))
-            for frame in frames { script.append(frame) }
+            var push = RedisCommand("RPUSH")
+            push.append(key)
+            for item in batch where item.key == key {
+                if let frame = item.frame { push.append(frame) }
+            }
+            var expire = RedisCommand("PEXPIRE")
+            expire.append(key)
+            expire.append(Int64(config.replyTTLms))
+            commands += [push, expire]
         }
-        for item in batch { script.append(item.entry) }
-        let reply = try answerConnection.send(script)
-        if let message = reply.errorMessage { throw .server(message) }
+        var ack = RedisCommand("XACK")
+        ack.append(stream)
+        ack.append(service)
+        for item in batch { ack.append(item.entry) }
+        commands += [ack, RedisCommand("EXEC")]
+        let replies = try answerConnection.send(commands)
+        guard case .array(let results)? = replies.last else {
+            throw .server(replies.last?.errorMessage ?? "the transaction was not run")
+        }
+        for case .error(let message) in results {
+            logger.error("a reply could not be stored", [.stream: stream, .error: message])
+        }
     }
 
     /// Retries answers a failed write left queued (a write is never dropped), and at shutdown

@@ -120,15 +120,20 @@ struct FaultTests {
         let cluster = try Cluster(services: ["sessions"])
         defer { cluster.shutdown() }
         let redis = cluster.redis()
-        // A reply key that holds a string: the service's RPUSH to it fails with WRONGTYPE, as it
-        // would with OOM on a full Redis.
         let replyKey = "uc:reply:test-\(UUID().uuidString)"
-        try redis.run(["SET", RedisArgument(replyKey), "not a list"])
         let command = Command(
             id: UUID().uuidString, requestId: "refused-1", type: "ping", userId: ObjectId(),
             role: "user", params: [:], body: [], replyKey: replyKey,
             deadline: Timestamp.now().milliseconds + 30_000)
-        try redis.run(["XADD", "uc:cmd:sessions", "*"] + command.fields)
+        // A full Redis from the moment the command is there: it still hands out commands but
+        // refuses to store anything new.
+        try redis.run(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        let queued = try redis.pipeline([
+            ["MULTI"], ["XADD", "uc:cmd:sessions", "*"] + command.fields,
+            ["CONFIG", "SET", "maxmemory", "1"], ["EXEC"],
+        ])
+        #expect(queued.last?.array?.count == 2)
+        defer { _ = try? redis.run(["CONFIG", "SET", "maxmemory", "0"]) }
 
         func pending() throws -> Int64? {
             try redis.run(["XPENDING", "uc:cmd:sessions", "sessions"]).array?.first?.integer
@@ -138,7 +143,7 @@ struct FaultTests {
         #expect(try pending() == 1, "not acknowledged while its reply cannot be stored")
         #expect(cluster.log("sessions").contains("cannot write replies"))
 
-        try redis.run(["DEL", RedisArgument(replyKey)])
+        try redis.run(["CONFIG", "SET", "maxmemory", "0"])
         let popped = try redis.run(["BLPOP", RedisArgument(replyKey), "5"])
         let frame = try #require(popped.array?.last?.bytes)
         let (requestId, reply) = try #require(Reply.parse(frame: frame))

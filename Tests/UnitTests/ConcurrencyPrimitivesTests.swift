@@ -45,6 +45,49 @@ struct ConcurrencyPrimitivesTests {
         #expect(taken.withLock { $0.sorted() } == Array(0..<10_000))
     }
 
+    @Test func takersOfQuickItemsStillLeaveNothingBehind() {
+        let queue = WorkQueue<Int>()
+        let taken = Mutex<[Int]>([])
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread {
+                var idle = 0
+                while idle < 5 {
+                    // Even items count as quick: their taker wakes nobody for the rest.
+                    if let item = queue.pop(timeoutMs: 20, isQuick: { $0 % 2 == 0 }) {
+                        taken.withLock { $0.append(item) }
+                        if item % 2 == 1 { usleep(200) }
+                        idle = 0
+                    } else {
+                        idle += 1
+                    }
+                }
+                group.leave()
+            }.start()
+        }
+        for start in stride(from: 0, to: 2_000, by: 50) {
+            queue.push(Array(start..<start + 50))
+        }
+        group.wait()
+        #expect(taken.withLock { $0.sorted() } == Array(0..<2_000))
+        #expect(queue.pop(timeoutMs: 0) == nil)
+    }
+
+    @Test func workIsQuickOnlyOnceMeasuredAndWhileItsAverageStaysLow() {
+        let durations = DurationAverages(quickBelowNanoseconds: 100_000)
+        #expect(!durations.isQuick("ping"), "unmeasured work counts as slow")
+        durations.record("ping", nanoseconds: 5_000)
+        #expect(durations.isQuick("ping"))
+        durations.record("create", nanoseconds: 2_000_000)
+        #expect(!durations.isQuick("create"))
+        durations.record("ping", nanoseconds: 10_000_000)
+        #expect(!durations.isQuick("ping"), "one long stall moves the average past the limit")
+        for _ in 0..<40 { durations.record("ping", nanoseconds: 5_000) }
+        #expect(durations.isQuick("ping"), "and quick runs bring it back")
+        #expect(!durations.isQuick("create"), "kinds are kept apart")
+    }
+
     @Test func aWaitingTakerWakesForAnItemPushedLater() {
         let queue = WorkQueue<String>()
         let got = Mutex<String?>(nil)
