@@ -1,4 +1,5 @@
 import Core
+import Glibc
 import JSONKit
 import RedisKit
 
@@ -101,8 +102,9 @@ public struct Command: Sendable {
         if let chunkKey { field("chunks", .text(chunkKey)) }
     }
 
-    /// Decodes an entry read from a stream; nil when it is not a command.
-    public init?(streamId: String, fields: [RedisReply]) {
+    /// Decodes an entry read from a stream; nil when it is not a command. Field names are
+    /// compared as bytes, and only the values kept become strings.
+    public init?(streamId: String, fields: some RedisFieldList) {
         var id: String?
         var requestId: String?
         var type: String?
@@ -117,26 +119,37 @@ public struct Command: Sendable {
         var index = 0
         while index + 1 < fields.count {
             defer { index += 2 }
-            guard case .string(let name) = fields[index],
-                case .string(let value) = fields[index + 1]
-            else { continue }
-            var text: String { String(decoding: value, as: UTF8.self) }
-            switch String(decoding: name, as: UTF8.self) {
-            case "id": id = text
-            case "rid": requestId = text
-            case "type": type = text
-            case "user": user = ObjectId(hex: text)
-            case "role": role = text
-            case "body": body = value
-            case "reply": reply = text
-            case "deadline": deadline = Int64(text)
-            case "keyed": keyed = value == [0x31]
-            case "chunks": chunks = text
-            case "params":
-                // Most commands carry no parameters: `{}` needs no parser.
-                guard value.count > 2, let doc = try? JSONParser.parseObject(value) else { break }
-                for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
-            default: break
+            fields.withBytes(at: index) { name in
+                fields.withBytes(at: index + 1) { value in
+                    guard let name, let value else { return }
+                    var text: String { String(decoding: value, as: UTF8.self) }
+                    if Command.is(name, "id") {
+                        id = text
+                    } else if Command.is(name, "rid") {
+                        requestId = text
+                    } else if Command.is(name, "type") {
+                        type = text
+                    } else if Command.is(name, "user") {
+                        user = ObjectId(hex: text)
+                    } else if Command.is(name, "role") {
+                        role = text
+                    } else if Command.is(name, "body") {
+                        body = Array(value)
+                    } else if Command.is(name, "reply") {
+                        reply = text
+                    } else if Command.is(name, "deadline") {
+                        deadline = Int64(text)
+                    } else if Command.is(name, "keyed") {
+                        keyed = value.count == 1 && value[0] == 0x31
+                    } else if Command.is(name, "chunks") {
+                        chunks = text
+                    } else if Command.is(name, "params"), value.count > 2,
+                        let doc = try? JSONParser.parseObject(Array(value))
+                    {
+                        // Most commands carry no parameters: `{}` needs no parser.
+                        for pair in doc.pairs { params[pair.key] = pair.value.stringValue }
+                    }
+                }
             }
         }
         guard let id, let type, let reply, let deadline else { return nil }
@@ -146,6 +159,11 @@ public struct Command: Sendable {
         self.streamId = streamId
         self.keyed = keyed
         self.chunkKey = chunks
+    }
+
+    private static func `is`(_ bytes: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+        bytes.count == name.utf8CodeUnitCount
+            && (bytes.count == 0 || memcmp(bytes.baseAddress!, name.utf8Start, bytes.count) == 0)
     }
 
     /// The caller's id; commands on authenticated routes always carry one.
@@ -202,18 +220,30 @@ public struct Reply: Sendable {
 
     /// Splits a frame into the request id and the reply.
     public static func parse(frame: [UInt8]) -> (String, Reply)? {
-        guard let first = frame.firstIndex(of: 0x0A) else { return nil }
-        let rest = frame[(first + 1)...]
-        guard let second = rest.firstIndex(of: 0x0A) else { return nil }
-        let statusLine = String(decoding: rest[rest.startIndex..<second], as: UTF8.self)
-        let parts = statusLine.split(separator: "\t", omittingEmptySubsequences: false)
-        guard let status = parts.first.flatMap({ Int($0) }) else { return nil }
-        let headers: [(String, String)] = parts.dropFirst().compactMap { part in
-            guard let colon = part.range(of: ": ") else { return nil }
-            return (String(part[..<colon.lowerBound]), String(part[colon.upperBound...]))
+        frame.withUnsafeBufferPointer { bytes -> (String, Reply)? in
+            guard let first = bytes.firstIndex(of: 0x0A),
+                let second = bytes[(first + 1)...].firstIndex(of: 0x0A)
+            else { return nil }
+            let statusLine = UnsafeBufferPointer(rebasing: bytes[(first + 1)..<second])
+            let digits = statusLine.prefix { $0 != 0x09 }
+            guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0 &- 0x30 < 10 })
+            else { return nil }
+            let status = digits.reduce(0) { $0 * 10 + Int($1 &- 0x30) }
+            var headers: [(String, String)] = []
+            if digits.count < statusLine.count {
+                let text = String(decoding: statusLine[(digits.count + 1)...], as: UTF8.self)
+                headers = text.split(separator: "\t", omittingEmptySubsequences: false)
+                    .compactMap { part in
+                        guard let colon = part.range(of: ": ") else { return nil }
+                        return (
+                            String(part[..<colon.lowerBound]), String(part[colon.upperBound...])
+                        )
+                    }
+            }
+            let id = String(decoding: UnsafeBufferPointer(rebasing: bytes[..<first]), as: UTF8.self)
+            let body = Array(UnsafeBufferPointer(rebasing: bytes[(second + 1)...]))
+            return (id, Reply(status: status, body: body, headers: headers))
         }
-        let id = String(decoding: frame[..<first], as: UTF8.self)
-        return (id, Reply(status: status, body: Array(frame[(second + 1)...]), headers: headers))
     }
 
     static func isSafeHeader(_ name: String, _ value: String) -> Bool {

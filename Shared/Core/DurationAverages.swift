@@ -14,12 +14,13 @@ public final class DurationAverages: Sendable {
     /// Adds one measurement; the average moves an eighth of the way towards it.
     public func record(_ kind: String, nanoseconds: UInt64) {
         averages.withLock { table in
-            guard let average = table[kind] else {
-                table[kind] = nanoseconds
-                return
-            }
-            table[kind] = average - average / 8 + nanoseconds / 8
+            // One lookup: a first measurement is stored, then moved towards itself.
+            DurationAverages.move(&table[kind, default: nanoseconds], towards: nanoseconds)
         }
+    }
+
+    private static func move(_ average: inout UInt64, towards nanoseconds: UInt64) {
+        average = average - average / 8 + nanoseconds / 8
     }
 
     /// True once `kind` has been measured and averages under `quickBelowNanoseconds`.

@@ -8,7 +8,8 @@ public struct HTTPRequest: Sendable {
     public let method: String
     public let path: String
     public let query: [(String, String)]
-    public let headers: [String: String]
+    /// The values of `readHeaders`, in their order (nil when absent).
+    let headerValues: [String?]
     public let body: [UInt8]
     /// The peer's IP address: its family (`AF_INET`, `AF_INET6` or 0) and bytes, turned into
     /// text only when asked for.
@@ -31,7 +32,10 @@ public struct HTTPRequest: Sendable {
     public var routeMethod: String { method == "HEAD" ? "GET" : method }
 
     /// A header by its lower-case name; only the headers in `readHeaders` are read.
-    public func header(_ name: String) -> String? { headers[name] }
+    public func header(_ name: String) -> String? {
+        guard let index = HTTPRequest.readHeaders.firstIndex(of: name) else { return nil }
+        return headerValues[index]
+    }
 
     /// The request headers the server copies out for the handler (looked up case-insensitively);
     /// copying every header of every request costs more than the rest of the request.
@@ -39,6 +43,9 @@ public struct HTTPRequest: Sendable {
         "authorization", "content-type", "idempotency-key", "origin", "accept", "last-event-id",
         "access-control-request-method", "access-control-request-headers",
     ]
+
+    /// `readHeaders` as C strings, made once rather than for every lookup.
+    static let readHeaderCNames = readHeaders.map { $0.utf8CString }
 }
 
 /// A response: status, headers and the body bytes (Content-Length counts these bytes).
@@ -120,6 +127,8 @@ public final class HTTPServer: @unchecked Sendable {
     let config: HTTPServerConfig
     let handler: Handler
     let lingering = LingeringCloser.shared
+    /// `config.defaultHeaders` as C strings, made once.
+    private let defaultHeaderCStrings: [(ContiguousArray<CChar>, ContiguousArray<CChar>)]
     private var daemon: OpaquePointer?
     fileprivate let active = Atomic<Int>(0)
     fileprivate let refusing = Atomic<Bool>(false)
@@ -144,6 +153,7 @@ public final class HTTPServer: @unchecked Sendable {
     public init(config: HTTPServerConfig, handler: @escaping Handler) {
         self.config = config
         self.handler = handler
+        defaultHeaderCStrings = config.defaultHeaders.map { ($0.utf8CString, $1.utf8CString) }
     }
 
     /// Starts the server on its own threads (`config.threads` of them).
@@ -336,8 +346,18 @@ public final class HTTPServer: @unchecked Sendable {
         }
         guard let made else { return .NO }
         defer { MHD_destroy_response(made) }
-        for (name, value) in config.defaultHeaders { MHD_add_response_header(made, name, value) }
-        for (name, value) in response.headers { MHD_add_response_header(made, name, value) }
+        for (name, value) in defaultHeaderCStrings {
+            name.withUnsafeBufferPointer { name in
+                value.withUnsafeBufferPointer { value in
+                    _ = MHD_add_response_header(made, name.baseAddress, value.baseAddress)
+                }
+            }
+        }
+        for (name, value) in response.headers {
+            name.withCString { name in
+                value.withCString { value in _ = MHD_add_response_header(made, name, value) }
+            }
+        }
         return MHD_queue_response(connection, UInt32(response.status), made)
     }
 }
@@ -485,17 +505,17 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     switch context.stage {
     case .reading:
         context.markDispatched()
-        var headers: [String: String] = [:]
-        for name in HTTPRequest.readHeaders {
-            if let value = MHD_lookup_connection_value(connection, .HEADER_KIND, name) {
-                headers[name] = String(cString: value)
+        let headerValues = HTTPRequest.readHeaderCNames.map { name in
+            name.withUnsafeBufferPointer {
+                MHD_lookup_connection_value(connection, .HEADER_KIND, $0.baseAddress)
+                    .map { String(cString: $0) }
             }
         }
         let request = HTTPRequest(
             method: method.map { String(cString: $0) } ?? "GET",
             path: url.map { String(cString: $0) } ?? "/",
             query: values(connection, .GET_ARGUMENT_KIND),
-            headers: headers, body: context.body, clientIP: clientIP(connection))
+            headerValues: headerValues, body: context.body, clientIP: clientIP(connection))
         context.body = []
         server.handler(request, HTTPResponder(context: context))
         let refusing = server.refusing.load(ordering: .acquiring)

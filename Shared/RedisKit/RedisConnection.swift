@@ -169,6 +169,22 @@ public final class RedisConnection: @unchecked Sendable {
         return RedisConnection.copy(raw!.assumingMemoryBound(to: redisReply.self))
     }
 
+    /// Sends one command already in wire form and lends its reply, uncopied, to `read`.
+    public func send<Result>(
+        _ command: RedisCommand, reading read: (RedisReplyView) -> Result
+    ) throws(RedisError) -> Result {
+        try connect()
+        guard let context else { throw .connection("not connected") }
+        var raw: UnsafeMutableRawPointer?
+        if !command.queue(on: context) || redisGetReply(context, &raw) != REDIS_OK || raw == nil {
+            let message = RedisConnection.errorText(context)
+            disconnect()
+            throw .connection(message)
+        }
+        defer { freeReplyObject(raw) }
+        return read(RedisReplyView(raw!.assumingMemoryBound(to: redisReply.self)))
+    }
+
     /// Sends several commands already in wire form in one round trip and reads their replies.
     public func send(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
         try connect()

@@ -255,19 +255,25 @@ public final class ServiceRunner: @unchecked Sendable {
                     try ensureGroup(redis)
                     groupReady = true
                 }
-                let reply = try redis.send([
-                    "XREADGROUP", "GROUP", RedisArgument(service), RedisArgument(config.consumer),
-                    "COUNT", RedisArgument(min(room, 256)), "BLOCK",
-                    RedisArgument(readingHistory ? 1 : config.blockMs),
-                    "STREAMS", RedisArgument(stream),
-                    RedisArgument(readingHistory ? historyFrom : ">"),
-                ])
-                if let message = reply.errorMessage {
-                    if message.hasPrefix("NOGROUP") { groupReady = false }
-                    throw RedisError.server(message)
+                var read = RedisCommand("XREADGROUP")
+                read.append("GROUP")
+                read.append(service)
+                read.append(config.consumer)
+                read.append("COUNT")
+                read.append(Int64(min(room, 256)))
+                read.append("BLOCK")
+                read.append(Int64(readingHistory ? 1 : config.blockMs))
+                read.append("STREAMS")
+                read.append(stream)
+                read.append(readingHistory ? historyFrom : ">")
+                let (commands, failure) = try redis.send(read) { reply in
+                    (ServiceRunner.entries(of: reply), reply.errorMessage)
+                }
+                if let failure {
+                    if failure.hasPrefix("NOGROUP") { groupReady = false }
+                    throw RedisError.server(failure)
                 }
                 backoffMs = 100
-                let commands = ServiceRunner.entries(of: reply)
                 if readingHistory {
                     guard let last = commands.last?.streamId else {
                         readingHistory = false
@@ -303,10 +309,11 @@ public final class ServiceRunner: @unchecked Sendable {
         defer { workersLeft.subtract(1, ordering: .sequentiallyConsistent) }
         var held: [Answer] = []
         while true {
-            let next = jobs.pop(timeoutMs: held.isEmpty ? 100 : 0) { [durations] in
-                durations.isQuick($0.type)
+            var holdOn = false
+            let next = jobs.pop(timeoutMs: held.isEmpty ? 100 : 0) { [durations] command in
+                holdOn = durations.isQuick(command.type)
+                return holdOn
             }
-            let holdOn = next.map { durations.isQuick($0.type) } ?? false
             if !held.isEmpty, !holdOn || held.count >= 64 {
                 answer(held)
                 held.removeAll(keepingCapacity: true)
@@ -595,12 +602,18 @@ public final class ServiceRunner: @unchecked Sendable {
         }
     }
 
-    static func entries(of reply: RedisReply) -> [Command] {
-        guard let streams = reply.array else { return [] }
+    /// The commands in an `XREADGROUP` reply, read where hiredis parsed them.
+    static func entries(of reply: RedisReplyView) -> [Command] {
         var commands: [Command] = []
-        for streamReply in streams {
-            guard let pair = streamReply.array, pair.count == 2 else { continue }
-            commands += ServiceRunner.commands(in: pair[1])
+        for index in 0..<reply.count {
+            guard let entries = reply[index]?[1] else { continue }
+            commands.reserveCapacity(commands.count + entries.count)
+            for position in 0..<entries.count {
+                guard let entry = entries[position], let id = entry[0]?.text,
+                    let fields = entry[1], let command = Command(streamId: id, fields: fields)
+                else { continue }
+                commands.append(command)
+            }
         }
         return commands
     }

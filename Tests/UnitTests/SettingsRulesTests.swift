@@ -169,4 +169,18 @@ struct ReplyFrameTests {
         #expect(parsed.1.headers.isEmpty)
         #expect(parsed.1.body == Array("{}".utf8))
     }
+
+    @Test func framesThatAreNotRepliesAreRefused() throws {
+        for text in ["id200{}", "id\n200", "id\n\n{}", "id\nabc\n{}", "id\n2000\n{}", "id\n-1\n"] {
+            #expect(Reply.parse(frame: Array(text.utf8)) == nil, "\(text)")
+        }
+        let empty = try #require(Reply.parse(frame: Array("\n204\n".utf8)))
+        #expect(empty.0 == "")
+        #expect(empty.1.status == 204)
+        #expect(empty.1.body.isEmpty)
+        let twoHeaders = try #require(
+            Reply.parse(frame: Array("r\n201\tA: 1\tB: x: y\n\n{}".utf8)))
+        #expect(twoHeaders.1.headers.map { "\($0.0)=\($0.1)" } == ["A=1", "B=x: y"])
+        #expect(twoHeaders.1.body == Array("\n{}".utf8))
+    }
 }
