@@ -79,7 +79,9 @@ public final class EventPublisher: Sendable {
 public enum StreamTrim {
     /// Drops the entries every group of `stream` has read and acknowledged, so nothing
     /// pending or unread is lost; nothing when the stream has no group yet. `approximate`:
-    /// `MINID ~`, which Redis does in whole nodes (cheaper, keeps a little more).
+    /// `MINID ~`, which Redis does in whole nodes (cheaper, keeps a little more). `LIMIT 0`
+    /// lifts the 10,000 entries Redis removes at most per approximate call by default: a
+    /// stream fed faster than that between two trims would otherwise grow without end.
     public static func belowEveryGroup(
         _ stream: String, on redis: RedisConnection, approximate: Bool
     ) throws(RedisError) {
@@ -98,8 +100,9 @@ public enum StreamTrim {
             if floor.map({ StreamId.isBefore(oldest, $0) }) ?? true { floor = oldest }
         }
         guard let floor else { return }
+        let limit: [RedisArgument] = approximate ? ["LIMIT", "0"] : []
         let mode: [RedisArgument] = approximate ? ["MINID", "~"] : ["MINID"]
-        try redis.run(["XTRIM", RedisArgument(stream)] + mode + [RedisArgument(floor)])
+        try redis.run(["XTRIM", RedisArgument(stream)] + mode + [RedisArgument(floor)] + limit)
     }
 }
 

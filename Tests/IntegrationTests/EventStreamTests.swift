@@ -46,6 +46,28 @@ struct EventStreamTests {
         try redis.run(["DEL", RedisArgument(stream)])
     }
 
+    /// A command stream fed 25,000 entries between two trims, all read and acknowledged, is
+    /// cut to less than one node in one approximate trim. Redis removes at most 10,000 entries
+    /// per `MINID ~` call unless told otherwise, so a service under more than 10,000 commands
+    /// a second (trimming once a second) used to leave its stream growing without end.
+    @Test func oneApproximateTrimTakesEverythingAcknowledged() throws {
+        let stream = "uc:cmd:test-\(UUID().uuidString.prefix(8))"
+        let redis = cluster.redis()
+        for start in stride(from: 0, to: 25_000, by: 1000) {
+            _ = try redis.pipeline(
+                (start..<start + 1000).map { index in
+                    ["XADD", RedisArgument(stream), "*", "n", RedisArgument(index)]
+                })
+        }
+        // Created at the end: every entry counts as read, none as pending.
+        try redis.run(["XGROUP", "CREATE", RedisArgument(stream), "service", "$"])
+
+        try StreamTrim.belowEveryGroup(stream, on: redis, approximate: true)
+        let left = try #require(try redis.run(["XLEN", RedisArgument(stream)]).integer)
+        #expect(left < 200, "\(left) entries left")
+        try redis.run(["DEL", RedisArgument(stream)])
+    }
+
     /// The ids of the next `count` entries delivered to `group`.
     private func readIds(
         _ redis: RedisConnection, _ stream: String, group: String, count: Int
