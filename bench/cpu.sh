@@ -110,6 +110,8 @@ if [ -n "${HOLD:-}" ]; then
   grep -E "VmHWM|VmRSS" /proc/$GATEWAY/status
   kill -CONT $SESSIONS; wait $W; grep -E "VmHWM" /proc/$GATEWAY/status
 fi
+echo "peak RSS: gateway $(awk '/VmHWM/ {print $2}' /proc/$GATEWAY/status) kB," \
+  "sessions $(awk '/VmHWM/ {print $2}' /proc/$SESSIONS/status) kB"
 if [ -n "${SMAPS:-}" ]; then
   awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {rss[name]+=$2} END {for (n in rss) print rss[n], n}' /proc/$GATEWAY/smaps | sort -rn | head -${SMAPS_LINES:-15}
 fi
