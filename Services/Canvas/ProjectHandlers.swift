@@ -1,6 +1,8 @@
 import Bus
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import MongoKit
 import Providers
 import ServiceKit
@@ -247,7 +249,7 @@ struct ProjectHandlers: Sendable {
                 out += "-"
             }
         }
-        let trimmed = out.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        let trimmed = out.trimming { $0 == "-" }
         return trimmed.isEmpty ? "project" : String(trimmed.prefix(80))
     }
 }

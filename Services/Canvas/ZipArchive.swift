@@ -1,6 +1,8 @@
 import CZip
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// Builds zip archives in memory with libzip (the only file that imports CZip).
 enum ZipArchive {

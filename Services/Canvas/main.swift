@@ -1,6 +1,8 @@
 import Bus
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import MongoKit
 import ServiceKit
 

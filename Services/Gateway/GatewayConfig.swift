@@ -55,7 +55,7 @@ struct GatewayConfig {
         accountLimit = max(0, env.int("RATE_LIMIT_ACCOUNTS", 120))
         accountWindowMs = max(1000, env.int("RATE_LIMIT_ACCOUNTS_WINDOW_MS", 60_000))
         corsOrigins = env.string("CORS_ORIGINS", "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .map(\.trimmingWhitespace).filter { !$0.isEmpty }
     }
 
     /// The settings for the start-up log line, the secret masked.

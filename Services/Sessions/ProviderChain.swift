@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import Providers
 
 /// One provider of a chain asked (or passed over) for a reply, as the stored reply records it.
@@ -181,7 +183,7 @@ struct ProviderChain: Sendable {
     /// stored and shown to the client, and logs must not hold keys either.
     static func redact(_ text: String, _ key: String?) -> String {
         guard let key, key.utf8.count >= 4 else { return text }
-        return text.replacingOccurrences(of: key, with: "***")
+        return text.replacing(key, with: "***")
     }
 
     /// No provider of the chain is configured: the offline provider answers.

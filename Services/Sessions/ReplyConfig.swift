@@ -105,7 +105,7 @@ struct ReplyConfig: Sendable {
             guard let equals = item.lastIndex(of: "="),
                 let tokens = Int(item[item.index(after: equals)...])
             else { continue }
-            let model = item[..<equals].trimmingCharacters(in: .whitespaces)
+            let model = item[..<equals].trimmingWhitespace
             if !model.isEmpty { byModel[model] = max(256, tokens) }
         }
         modelContextTokens = byModel

@@ -1,6 +1,8 @@
 import Bus
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import ServiceKit
 
 /// The consumer of `uc:cmd:sessions-respond`: respond commands, applied by `RESPOND_WORKERS`

@@ -1,6 +1,8 @@
 import Bus
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import JSONKit
 import MongoKit
 import ServiceKit
@@ -77,7 +79,7 @@ struct MessageSearch: Sendable {
             filter["conversationId"] = ["$in": .array(ids)]
         }
 
-        let phrase = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let phrase = text.trimmingWhitespace
         var hits: [Value] = []
         var next: Value = .null
         var scanned = 0
@@ -152,28 +154,17 @@ struct MessageSearch: Sendable {
         return terms
     }
 
-    static func occurrences(_ needle: String, in haystack: String) -> Int {
-        guard !needle.isEmpty else { return 0 }
-        var count = 0
-        var searchRange = haystack.startIndex..<haystack.endIndex
-        while let found = haystack.range(
-            of: needle, options: [.caseInsensitive], range: searchRange)
-        {
-            count += 1
-            searchRange = found.upperBound..<haystack.endIndex
-        }
-        return count
-    }
-
     static func rank(_ messages: [Value], _ terms: [String], _ phrase: String) -> [Ranked] {
         var ranked: [(Int, Ranked)] = []
+        let phrasePattern = CaselessPattern(phrase)
+        let termPatterns = terms.map(CaselessPattern.init)
         for (index, value) in messages.enumerated() {
             guard let message = value.lenientDocument, let content = message["content"]?.stringValue
             else {
                 continue
             }
-            var score = terms.count > 1 ? 3 * occurrences(phrase, in: content) : 0
-            for term in terms { score += occurrences(term, in: content) }
+            var score = terms.count > 1 ? 3 * phrasePattern.count(in: content) : 0
+            for term in termPatterns { score += term.count(in: content) }
             if score > 0 { ranked.append((index, Ranked(message: message, score: score))) }
         }
         ranked.sort { $0.1.score != $1.1.score ? $0.1.score > $1.1.score : $0.0 < $1.0 }
@@ -197,9 +188,9 @@ struct MessageSearch: Sendable {
 
     /// About 160 characters around the first match, with an ellipsis where text was cut.
     static func snippet(_ content: String, _ terms: [String], _ phrase: String) -> String {
-        var match = content.range(of: phrase, options: [.caseInsensitive])
+        var match = CaselessPattern(phrase).firstRange(in: content)
         if match == nil {
-            match = terms.compactMap { content.range(of: $0, options: [.caseInsensitive]) }
+            match = terms.compactMap { CaselessPattern($0).firstRange(in: content) }
                 .min { $0.lowerBound < $1.lowerBound }
         }
         guard let match else { return String(content.prefix(160)) }

@@ -1,7 +1,9 @@
 import Bus
 import Core
 import Crypt
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import MongoKit
 import ServiceKit
 

@@ -1,6 +1,8 @@
 import Core
 import Crypt
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import RedisKit
 import Synchronization
 

@@ -234,7 +234,7 @@ public struct Reply: Sendable {
                 let text = String(decoding: statusLine[(digits.count + 1)...], as: UTF8.self)
                 headers = text.split(separator: "\t", omittingEmptySubsequences: false)
                     .compactMap { part in
-                        guard let colon = part.range(of: ": ") else { return nil }
+                        guard let colon = part.firstRange(of: ": ") else { return nil }
                         return (
                             String(part[..<colon.lowerBound]), String(part[colon.upperBound...])
                         )

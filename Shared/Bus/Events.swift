@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import RedisKit
 import Synchronization
 

@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import JSONKit
 
 /// Reads query parameters strictly: unknown names, bad numbers and bad flags are 400s.
@@ -57,14 +59,12 @@ public enum PageCursor {
     public static func encode(_ parts: [String]) -> String {
         let json = JSONWriter.bytes(.array(parts.map { .string($0) }))
         return Data(json).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
     }
 
     public static func decode(_ text: String, parts count: Int) throws(APIError) -> [String] {
         let refused = APIError.invalid("cursor", "is not a cursor this API returned")
-        var base = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(
-            of: "_", with: "/")
+        var base = text.replacing("-", with: "+").replacing("_", with: "/")
         while base.count % 4 != 0 { base += "=" }
         guard text.count <= 600, let data = Data(base64Encoded: base),
             case .array(let items)? = try? JSONParser.parse(Array(data)), items.count == count

@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// Reads configuration from environment variables with local defaults.
 public struct Environment: Sendable {
@@ -30,7 +32,7 @@ public struct RedisAddress: Sendable, CustomStringConvertible {
     public let port: Int
 
     public init(url: String) {
-        let trimmed = url.replacingOccurrences(of: "redis://", with: "")
+        let trimmed = url.hasPrefix("redis://") ? String(url.dropFirst(8)) : url
         let hostPort = trimmed.split(separator: "/").first.map(String.init) ?? "127.0.0.1:6379"
         let authless = hostPort.split(separator: "@").last.map(String.init) ?? hostPort
         let parts = authless.split(separator: ":")

@@ -1,5 +1,7 @@
 import CEpoll
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// One thread that waits on many file descriptors at once (epoll) and runs what they are ready

@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// How loud a log line is; lines below `LOG_LEVEL` are dropped.

@@ -1,14 +1,40 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// Starts a thread whose name the kernel also knows (`top -H`, `perf --sort comm`,
 /// `/proc/<pid>/task/*/comm`), cut to Linux's 15 characters.
+/// The thread is detached: it ends when `body` returns. Failing to start one (the process is out
+/// of threads or memory) is logged to stderr and the body does not run.
 public func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
-    let thread = Thread {
-        nameThisThread(name)
-        body()
+    let task = Unmanaged.passRetained(ThreadTask(name: name, body: body))
+    var thread = pthread_t()
+    let status = pthread_create(
+        &thread, nil,
+        { context in
+            guard let context else { return nil }
+            let task = Unmanaged<ThreadTask>.fromOpaque(context).takeRetainedValue()
+            nameThisThread(task.name)
+            task.body()
+            return nil
+        }, task.toOpaque())
+    guard status == 0 else {
+        task.release()
+        Logger(service: "process").error(
+            "cannot start a thread", [.error: "\(name): pthread_create \(status)"])
+        return
     }
-    thread.name = name
-    thread.start()
+    pthread_detach(thread)
+}
+
+private final class ThreadTask {
+    let name: String
+    let body: @Sendable () -> Void
+
+    init(name: String, body: @escaping @Sendable () -> Void) {
+        self.name = name
+        self.body = body
+    }
 }
 
 /// Glibc's `pthread_setname_np` is not exported to Swift; the kernel takes the name here too.

@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// A value behind a glibc mutex, for state that many threads touch for a moment at once.
 ///

@@ -1,5 +1,7 @@
 import CSignal
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// SIGTERM, SIGINT and SIGHUP (a closed terminal) for the whole process, set up once however
 /// many parts listen: each stops the process as SIGTERM does. SIGPIPE is ignored, so a write
@@ -14,20 +16,24 @@ public final class TerminationSignal: @unchecked Sendable {
     /// The process's one instance.
     public static let shared = TerminationSignal()
 
-    private let lock = NSLock()
-    private var listeners: [@Sendable () -> Void] = []
-    private var installed = false
-    private var received = false
+    private struct State {
+        var listeners: [@Sendable () -> Void] = []
+        var installed = false
+        var received = false
+    }
+
+    private let state = PlainLock(State())
 
     private init() {}
 
     /// Sets the handlers up; call it first thing in `main`. Later calls do nothing.
     /// Until a listener registers, the signals still end the process at once.
     public func install() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !installed else { return }
-        installed = true
+        let first = state.withLock { current in
+            defer { current.installed = true }
+            return !current.installed
+        }
+        guard first else { return }
         uc_ignore_sigpipe()
         // Without a pipe the default actions stay: the signals still end the process.
         var ends: [Int32] = [-1, -1]
@@ -44,10 +50,10 @@ public final class TerminationSignal: @unchecked Sendable {
     /// already (a part that starts listening late must still stop).
     public func onReceipt(_ listener: @escaping @Sendable () -> Void) {
         install()
-        lock.lock()
-        listeners.append(listener)
-        let alreadyReceived = received
-        lock.unlock()
+        let alreadyReceived = state.withLock { current in
+            current.listeners.append(listener)
+            return current.received
+        }
         if alreadyReceived { listener() }
     }
 
@@ -70,10 +76,10 @@ public final class TerminationSignal: @unchecked Sendable {
     /// With nobody listening yet (a service still starting up, waiting for MongoDB), the
     /// signal does what it would have done without a handler: it ends the process.
     private func notifyListeners(of number: Int32) {
-        lock.lock()
-        received = true
-        let current = listeners
-        lock.unlock()
+        let current = state.withLock { current in
+            current.received = true
+            return current.listeners
+        }
         guard !current.isEmpty else {
             signal(number, SIG_DFL)
             kill(getpid(), number)

@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// A document value as MongoDB stores it and as the API speaks it.
 ///
@@ -204,16 +206,12 @@ public struct Timestamp: Sendable, Hashable, Comparable {
             + "\(pad(Int32(millis), 3))Z"
     }
 
+    /// FoundationEssentials' parser: it takes fractional seconds when present.
+    private static let iso8601Style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     /// Parses the ISO 8601 form this API writes (fractional seconds optional, `Z` or offset).
     public init?(iso8601 text: String) {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        var date = formatter.date(from: text)
-        if date == nil {
-            formatter.formatOptions = [.withInternetDateTime]
-            date = formatter.date(from: text)
-        }
-        guard let date else { return nil }
+        guard let date = try? Timestamp.iso8601Style.parse(text) else { return nil }
         milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 }

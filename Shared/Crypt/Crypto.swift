@@ -1,7 +1,9 @@
 import CCrypt
 import COpenSSL
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Hashing, HMAC, randomness and bcrypt, from OpenSSL and libxcrypt.

@@ -1,6 +1,8 @@
 import CMicroHTTPD
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// A request as the handler sees it, with the whole body read.
@@ -533,8 +535,7 @@ private let libraryLogger = Logger(service: "libmicrohttpd")
 
 private let forwardLibraryLog: uc_mhd_log_sink = { line in
     guard let line else { return }
-    let text = String(cString: line).trimmingCharacters(in: .whitespacesAndNewlines)
-    libraryLogger.warning(text)
+    libraryLogger.warning(String(cString: line).trimmingWhitespace)
 }
 
 /// libmicrohttpd's own percent-decoding, except for text holding `%00`: decoded, the NUL would

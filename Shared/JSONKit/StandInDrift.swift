@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// Lenient readers for two ways the MongoDB stand-in (nx-27017 0.8.1) changes stored values.
 ///

@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import JSONKit
 
 /// The `type` enum of `chat_canvas_files`, and the type a file name suggests.
@@ -34,7 +36,8 @@ public enum CanvasPath {
     /// The normalised path, or why the input is not one. Text is put in Unicode NFC first, so
     /// `é` typed as one character or as `e` and an accent names the same file.
     public static func normalise(_ input: String) -> Result<String, PathError> {
-        let raw = input.precomposedStringWithCanonicalMapping
+        // The standard library's own normaliser, the one String comparison uses.
+        let raw = String(decoding: input._nfcCodeUnits, as: UTF8.self)
         guard !raw.isEmpty else { return .failure(PathError("must not be empty")) }
         guard raw.unicodeScalars.count <= maxLength else {
             return .failure(PathError("must be at most \(maxLength) characters"))
@@ -239,7 +242,7 @@ public enum CanvasFileSet {
 
     /// The text inside a ``` fence when the whole answer is one; else the text itself.
     static func unfenced(_ text: String) -> String {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmingWhitespace
         guard trimmed.hasPrefix("```"), trimmed.hasSuffix("```"), trimmed.count >= 6 else {
             return trimmed
         }
@@ -247,6 +250,6 @@ public enum CanvasFileSet {
         if let newline = inner.firstIndex(of: "\n") {
             inner = inner[inner.index(after: newline)...]
         }
-        return String(inner).trimmingCharacters(in: .whitespacesAndNewlines)
+        return inner.trimmingWhitespace
     }
 }

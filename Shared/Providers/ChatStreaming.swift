@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import JSONKit
 
 /// A chat provider that hands its answer over piece by piece while it is generated.

@@ -1,5 +1,7 @@
 import CCurl
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// One outgoing HTTP request to a model provider.
 public struct HTTPCall: Sendable {
@@ -126,9 +128,8 @@ final class Receiver {
             return
         }
         guard let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(
-            in: .whitespacesAndNewlines)
+        let name = line[..<colon].trimmingWhitespace.lowercased()
+        let value = line[line.index(after: colon)...].trimmingWhitespace
         headers[name] = value
     }
 }

@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import JSONKit
 
 /// The chat completions protocol that OpenAI, Mistral, Groq, xAI and local servers

@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// One message of a conversation sent to a model.
 public struct ChatMessage: Sendable, Equatable {

@@ -1,5 +1,7 @@
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// The offline canvas provider: builds a complete static site (index.html, styles.css, app.js,
 /// README.md) from the project's template or category, its settings and the prompt, whose
@@ -58,7 +60,7 @@ public struct TemplateCanvasProvider: CanvasProvider {
     public static func headline(from prompt: String) -> String {
         var first = ""
         var previous: Character = " "
-        for character in prompt.trimmingCharacters(in: .whitespacesAndNewlines) {
+        for character in prompt.trimmingWhitespace {
             if character == "\n" { break }
             if [".", "!", "?"].contains(previous) && character == " " { break }
             first.append(character)
@@ -438,7 +440,7 @@ struct TemplateSite {
                 ":root {\n\(light)\n}\n@media (prefers-color-scheme: dark) {\n  :root {\n\(dark)\n  }\n}\n"
         default: palette = ":root {\n\(light)\n}\n"
         }
-        var css = "/* \(request.projectName.replacingOccurrences(of: "*/", with: "* /")): "
+        var css = "/* \(request.projectName.replacing("*/", with: "* /")): "
         css +=
             "\(layout.rawValue) layout, theme \(request.theme). */\n" + palette
             + TemplateSite.baseCSS
@@ -718,5 +720,5 @@ struct TemplateSite {
 }
 
 extension TemplateCanvasProvider.Layout {
-    var slug: String { rawValue.lowercased().replacingOccurrences(of: " ", with: "-") }
+    var slug: String { rawValue.lowercased().replacing(" ", with: "-") }
 }

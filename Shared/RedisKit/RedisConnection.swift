@@ -1,6 +1,8 @@
 import CHiredis
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// A reply from Redis, copied out of hiredis's reply object.
 public enum RedisReply: Sendable, Equatable {

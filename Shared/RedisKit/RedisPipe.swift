@@ -1,6 +1,8 @@
 import CHiredis
 import Core
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// A hiredis connection for an event loop: commands are queued and written as far as the socket
 /// takes them, and replies are read as they arrive, without ever blocking after the connect.
