@@ -10,6 +10,9 @@ struct TextMatchingTests {
         #expect(CaselessPattern("goodbye").count(in: text) == 0)
         #expect(CaselessPattern("").count(in: text) == 0)
         #expect(CaselessPattern("aa").count(in: "aaaa") == 2)
+        // An ASCII word in text that is not all ASCII, and the other way round.
+        #expect(CaselessPattern("cafe").count(in: "Café, CAFE or cafeteria? ☕") == 2)
+        #expect(CaselessPattern("Straße").count(in: "STRASSE, straße, STRAẞE") == 2)
     }
 
     @Test func rangesAreRangesOfTheTextAsWritten() throws {
