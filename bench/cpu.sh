@@ -13,6 +13,9 @@
 #                         prints the gateway's peak RSS
 #   SMAPS=1 [SMAPS_LINES=15]  the gateway's resident memory by mapping, largest first
 #   REDIS_STATS=1  Redis's calls per request and microseconds per call, by command, for the runs
+#   CALLGRIND=GATEWAY|SESSIONS  run that process under valgrind's callgrind (use CONNS=8 D=10):
+#                               prints its instructions per request and the costliest functions;
+#                               the profile stays in /tmp/callgrind.out for callgrind_annotate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && command -v wrk >/dev/null || scripts/install-deps.sh >/dev/null
@@ -31,8 +34,12 @@ until redis-cli -p "$RP" ping >/dev/null 2>&1; do sleep 0.1; done
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MP") 2>/dev/null && break; sleep 0.1; done
 export REDIS_URL="redis://127.0.0.1:$RP" MONGODB_URI="mongodb://127.0.0.1:$MP/bench" LOG_LEVEL=warning
 export JWT_SECRET=bench-secret PORT=$GP RATE_LIMIT_WRITES=0 HTTP_CONNECTION_TIMEOUT_S=600
-"$BIN/sessions" 2>"$WORK/sessions.log" & SESSIONS=$!; pids+=($SESSIONS)
-"$BIN/gateway" 2>"$WORK/gateway.log" & GATEWAY=$!; pids+=($GATEWAY)
+callgrind=(valgrind --tool=callgrind --callgrind-out-file=/tmp/callgrind.out)
+wrap_sessions=(); wrap_gateway=()
+[ "${CALLGRIND:-}" = SESSIONS ] && wrap_sessions=("${callgrind[@]}")
+[ "${CALLGRIND:-}" = GATEWAY ] && wrap_gateway=("${callgrind[@]}")
+"${wrap_sessions[@]}" "$BIN/sessions" 2>"$WORK/sessions.log" & SESSIONS=$!; pids+=($SESSIONS)
+"${wrap_gateway[@]}" "$BIN/gateway" 2>"$WORK/gateway.log" & GATEWAY=$!; pids+=($GATEWAY)
 GW="http://127.0.0.1:$GP"
 TOKEN=$(JWT_SECRET=$JWT_SECRET "$BIN/uc-admin" token --sub 0123456789abcdef01234567)
 AUTH="Authorization: Bearer $TOKEN"
@@ -114,4 +121,12 @@ echo "peak RSS: gateway $(awk '/VmHWM/ {print $2}' /proc/$GATEWAY/status) kB," \
   "sessions $(awk '/VmHWM/ {print $2}' /proc/$SESSIONS/status) kB"
 if [ -n "${SMAPS:-}" ]; then
   awk '/^[0-9a-f]+-/ {name=$6} /^Rss:/ {rss[name]+=$2} END {for (n in rss) print rss[n], n}' /proc/$GATEWAY/smaps | sort -rn | head -${SMAPS_LINES:-15}
+fi
+if [ -n "${CALLGRIND:-}" ]; then
+  # callgrind writes its profile when the process ends: stop it with SIGTERM, not the kill -9
+  # of the clean-up.
+  kill -TERM $(eval echo \$${CALLGRIND}); wait $(eval echo \$${CALLGRIND}) 2>/dev/null || true
+  total=$(callgrind_annotate /tmp/callgrind.out 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "$CALLGRIND: $((total / served)) instructions per request ($served requests, start-up included)"
+  callgrind_annotate /tmp/callgrind.out 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -${CALLGRIND_LINES:-25}
 fi
