@@ -183,7 +183,7 @@ struct ProviderChain: Sendable {
     /// stored and shown to the client, and logs must not hold keys either.
     static func redact(_ text: String, _ key: String?) -> String {
         guard let key, key.utf8.count >= 4 else { return text }
-        return text.replacing(key, with: "***")
+        return text.replacingBytes(of: key, with: "***")
     }
 
     /// No provider of the chain is configured: the offline provider answers.

@@ -163,8 +163,9 @@ struct MessageSearch: Sendable {
             else {
                 continue
             }
-            var score = terms.count > 1 ? 3 * phrasePattern.count(in: content) : 0
-            for term in termPatterns { score += term.count(in: content) }
+            let folded = FoldedText(content)
+            var score = terms.count > 1 ? 3 * phrasePattern.count(in: folded) : 0
+            for term in termPatterns { score += term.count(in: folded) }
             if score > 0 { ranked.append((index, Ranked(message: message, score: score))) }
         }
         ranked.sort { $0.1.score != $1.1.score ? $0.1.score > $1.1.score : $0.0 < $1.0 }
@@ -188,21 +189,24 @@ struct MessageSearch: Sendable {
 
     /// About 160 characters around the first match, with an ellipsis where text was cut.
     static func snippet(_ content: String, _ terms: [String], _ phrase: String) -> String {
-        var match = CaselessPattern(phrase).firstRange(in: content)
+        // Ranges are found in the text put in NFC, so the snippet is cut from that.
+        let folded = FoldedText(content)
+        let normal = folded.text
+        var match = CaselessPattern(phrase).firstRange(in: folded)
         if match == nil {
-            match = terms.compactMap { CaselessPattern($0).firstRange(in: content) }
+            match = terms.compactMap { CaselessPattern($0).firstRange(in: folded) }
                 .min { $0.lowerBound < $1.lowerBound }
         }
-        guard let match else { return String(content.prefix(160)) }
+        guard let match else { return String(normal.prefix(160)) }
         let start =
-            content.index(match.lowerBound, offsetBy: -60, limitedBy: content.startIndex)
-            ?? content.startIndex
+            normal.index(match.lowerBound, offsetBy: -60, limitedBy: normal.startIndex)
+            ?? normal.startIndex
         let end =
-            content.index(match.upperBound, offsetBy: 100, limitedBy: content.endIndex)
-            ?? content.endIndex
-        var text = String(content[start..<end])
-        if start > content.startIndex { text = "…" + text }
-        if end < content.endIndex { text += "…" }
+            normal.index(match.upperBound, offsetBy: 100, limitedBy: normal.endIndex)
+            ?? normal.endIndex
+        var text = String(normal[start..<end])
+        if start > normal.startIndex { text = "…" + text }
+        if end < normal.endIndex { text += "…" }
         return text
     }
 }

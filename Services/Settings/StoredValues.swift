@@ -13,7 +13,7 @@ enum Stored {
             guard (19...26).contains(text.utf8.count), text.utf8.contains(UInt8(ascii: " ")) else {
                 return .null
             }
-            var iso = text.replacing(" ", with: "T")
+            var iso = text.replacingBytes(of: " ", with: "T")
             if let dot = iso.firstIndex(of: ".") {
                 iso = String(iso[..<dot]) + String(iso[dot...].prefix(4))
             }

@@ -59,12 +59,13 @@ public enum PageCursor {
     public static func encode(_ parts: [String]) -> String {
         let json = JSONWriter.bytes(.array(parts.map { .string($0) }))
         return Data(json).base64EncodedString()
-            .replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
+            .replacingBytes(of: "+", with: "-").replacingBytes(of: "/", with: "_").replacingBytes(
+                of: "=", with: "")
     }
 
     public static func decode(_ text: String, parts count: Int) throws(APIError) -> [String] {
         let refused = APIError.invalid("cursor", "is not a cursor this API returned")
-        var base = text.replacing("-", with: "+").replacing("_", with: "/")
+        var base = text.replacingBytes(of: "-", with: "+").replacingBytes(of: "_", with: "/")
         while base.count % 4 != 0 { base += "=" }
         guard text.count <= 600, let data = Data(base64Encoded: base),
             case .array(let items)? = try? JSONParser.parse(Array(data)), items.count == count

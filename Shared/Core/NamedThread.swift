@@ -4,8 +4,9 @@ import Glibc
 
 /// Starts a thread whose name the kernel also knows (`top -H`, `perf --sort comm`,
 /// `/proc/<pid>/task/*/comm`), cut to Linux's 15 characters.
-/// The thread is detached: it ends when `body` returns. Failing to start one (the process is out
-/// of threads or memory) is logged to stderr and the body does not run.
+/// The thread is detached: it ends when `body` returns. A process that cannot start one (out of
+/// threads or memory) cannot do its work: it logs why and ends with status 70, to be restarted;
+/// its unacknowledged commands stay pending for another consumer.
 public func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
     let task = Unmanaged.passRetained(ThreadTask(name: name, body: body))
     var thread = pthread_t()
@@ -21,8 +22,9 @@ public func startThread(named name: String, _ body: @escaping @Sendable () -> Vo
     guard status == 0 else {
         task.release()
         Logger(service: "process").error(
-            "cannot start a thread", [.error: "\(name): pthread_create \(status)"])
-        return
+            "cannot start a thread; ending the process",
+            [.error: "\(name): pthread_create \(status)"])
+        _exit(70)
     }
     pthread_detach(thread)
 }

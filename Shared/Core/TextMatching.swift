@@ -9,118 +9,186 @@ extension StringProtocol {
         else { return "" }
         return String(self[first...last])
     }
+
+    /// Every occurrence of `target` replaced, comparing UTF-8 bytes rather than characters: a
+    /// `*/` followed by a combining accent is one Character, but still ends a CSS comment.
+    public func replacingBytes(of target: String, with replacement: String) -> String {
+        let pattern = Array(target.utf8)
+        let bytes = Array(utf8)
+        guard !pattern.isEmpty, bytes.count >= pattern.count else { return String(self) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var offset = 0
+        while offset < bytes.count {
+            if offset + pattern.count <= bytes.count,
+                bytes[offset..<offset + pattern.count].elementsEqual(pattern)
+            {
+                out += replacement.utf8
+                offset += pattern.count
+            } else {
+                out.append(bytes[offset])
+                offset += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
 
-/// A word or phrase to find in text whatever the case of its letters: each Unicode scalar of the
-/// text is compared by its lowercase form, so the ranges found are ranges of the text as
-/// written. When the pattern and the text are both ASCII, bytes are compared instead.
-public struct CaselessPattern: Sendable {
-    private let scalars: [Unicode.Scalar]
-    /// The lowercase pattern's bytes when it is all ASCII.
-    private let asciiBytes: [UInt8]?
+/// Text made ready for matching without case: put in NFC, so that `é` typed as one scalar or as
+/// `e` and an accent is the same, and, unless it is all ASCII, its scalars folded to lowercase
+/// (final `ς` as `σ`), each folded scalar remembering the scalar of `text` it came from.
+public struct FoldedText: Sendable {
+    /// The text in NFC: the ranges a `CaselessPattern` finds are ranges of this string.
+    public let text: String
+    let isASCII: Bool
+    let scalars: [Unicode.Scalar]
+    /// Where the scalar of `text` that each folded scalar came from starts and ends.
+    let starts: [String.Index]
+    let ends: [String.Index]
 
-    public init(_ text: String) {
-        let lowered = text.lowercased()
-        scalars = Array(lowered.unicodeScalars)
-        asciiBytes = lowered.utf8.allSatisfy { $0 < 0x80 } ? Array(lowered.utf8) : nil
+    public init(_ original: String) {
+        isASCII = original.utf8.allSatisfy { $0 < 0x80 }
+        guard !isASCII else {
+            (text, scalars, starts, ends) = (original, [], [], [])
+            return
+        }
+        // The standard library's own normaliser, the one String comparison uses.
+        text = String(decoding: original._nfcCodeUnits, as: UTF8.self)
+        var scalars: [Unicode.Scalar] = []
+        var starts: [String.Index] = []
+        var ends: [String.Index] = []
+        let view = text.unicodeScalars
+        var index = view.startIndex
+        while index < view.endIndex {
+            let next = view.index(after: index)
+            for folded in FoldedText.fold(view[index]) {
+                scalars.append(folded)
+                starts.append(index)
+                ends.append(next)
+            }
+            index = next
+        }
+        (self.scalars, self.starts, self.ends) = (scalars, starts, ends)
     }
 
-    /// The first occurrence in `text` that starts at or after `start`.
-    public func firstRange(in text: String, from start: String.Index? = nil)
+    /// One scalar's lowercase form: most are one scalar, some several (`İ` is `i` and a dot).
+    static func fold(_ scalar: Unicode.Scalar) -> [Unicode.Scalar] {
+        if scalar.isASCII { return [Unicode.Scalar(lowercaseASCII(UInt8(scalar.value)))] }
+        if scalar == "\u{03C2}" { return ["\u{03C3}"] }
+        guard scalar.properties.changesWhenLowercased else { return [scalar] }
+        return Array(scalar.properties.lowercaseMapping.unicodeScalars)
+    }
+
+    static func lowercaseASCII(_ byte: UInt8) -> UInt8 {
+        byte &- 0x41 < 26 ? byte | 0x20 : byte
+    }
+}
+
+/// A word or phrase to find in a `FoldedText` whatever the case of its letters. ASCII patterns in
+/// ASCII text compare bytes; anything else compares folded scalars.
+public struct CaselessPattern: Sendable {
+    private let scalars: [Unicode.Scalar]
+    /// The folded pattern's bytes when it is all ASCII.
+    private let asciiBytes: [UInt8]?
+
+    public init(_ pattern: String) {
+        let normal = String(decoding: pattern._nfcCodeUnits, as: UTF8.self)
+        scalars = normal.unicodeScalars.flatMap(FoldedText.fold)
+        asciiBytes =
+            scalars.allSatisfy(\.isASCII)
+            ? scalars.map { UInt8(truncatingIfNeeded: $0.value) } : nil
+    }
+
+    /// The first occurrence in `folded.text` that starts at or after `start`.
+    public func firstRange(in folded: FoldedText, from start: String.Index? = nil)
         -> Range<String.Index>?
     {
+        let text = folded.text
         let from = start ?? text.startIndex
-        if let asciiBytes,
-            let offsets = Self.asciiOffsets(
-                of: asciiBytes, in: text, from: text.utf8.distance(from: text.startIndex, to: from),
-                limit: 1)
-        {
-            guard let found = offsets.first else { return nil }
+        guard !scalars.isEmpty else { return nil }
+        if folded.isASCII {
+            guard let asciiBytes else { return nil }
+            let offset = text.utf8.distance(from: text.startIndex, to: from)
+            guard
+                let found = Self.asciiOffsets(of: asciiBytes, in: text, from: offset, limit: 1)
+                    .first
+            else { return nil }
             let lower = text.utf8.index(text.startIndex, offsetBy: found)
             return lower..<text.utf8.index(lower, offsetBy: asciiBytes.count)
         }
-        return scalarRange(in: text.unicodeScalars, from: from)
+        var position = folded.starts.partitioningIndex { $0 >= from }
+        while position + scalars.count <= folded.scalars.count {
+            if folded.scalars[position..<position + scalars.count].elementsEqual(scalars) {
+                return folded.starts[position]..<folded.ends[position + scalars.count - 1]
+            }
+            position += 1
+        }
+        return nil
     }
 
-    /// How many times it occurs in `text`, without overlaps.
-    public func count(in text: String) -> Int {
-        if let asciiBytes,
-            let offsets = Self.asciiOffsets(of: asciiBytes, in: text, from: 0, limit: .max)
-        {
-            return offsets.count
+    /// How many times it occurs in the text, without overlaps.
+    public func count(in folded: FoldedText) -> Int {
+        if folded.isASCII {
+            guard let asciiBytes else { return 0 }
+            return Self.asciiOffsets(of: asciiBytes, in: folded.text, from: 0, limit: .max).count
         }
         var count = 0
-        var from = text.startIndex
-        while let found = scalarRange(in: text.unicodeScalars, from: from) {
+        var from = folded.text.startIndex
+        while let found = firstRange(in: folded, from: from) {
             count += 1
             from = found.upperBound
         }
         return count
     }
 
-    private func scalarRange(in text: String.UnicodeScalarView, from start: String.Index)
-        -> Range<String.Index>?
-    {
-        guard let first = scalars.first else { return nil }
-        var candidate = start
-        while candidate < text.endIndex {
-            if Self.matches(text[candidate], first) {
-                var cursor = text.index(after: candidate)
-                var matched = 1
-                while matched < scalars.count, cursor < text.endIndex,
-                    Self.matches(text[cursor], scalars[matched])
-                {
-                    matched += 1
-                    cursor = text.index(after: cursor)
-                }
-                if matched == scalars.count { return candidate..<cursor }
-            }
-            candidate = text.index(after: candidate)
-        }
-        return nil
-    }
-
-    /// Whether a scalar of the text is `lowered`, a scalar of the lowercase pattern.
-    private static func matches(_ scalar: Unicode.Scalar, _ lowered: Unicode.Scalar) -> Bool {
-        if scalar.isASCII {
-            return lowered.isASCII && lowercaseASCII(UInt8(scalar.value)) == lowered.value
-        }
-        if scalar == lowered { return true }
-        guard scalar.properties.changesWhenLowercased else { return false }
-        let mapping = scalar.properties.lowercaseMapping.unicodeScalars
-        return mapping.count == 1 && mapping.first == lowered
-    }
-
-    /// The byte offsets of the matches at or after `from`, without overlaps and at most
-    /// `limit`; nil when the text is not all ASCII, so that scalars must be compared.
+    /// The byte offsets of the matches at or after `from` in ASCII text, without overlaps and at
+    /// most `limit`.
     private static func asciiOffsets(of pattern: [UInt8], in text: String, from: Int, limit: Int)
-        -> [Int]?
+        -> [Int]
     {
-        guard !pattern.isEmpty else { return [] }
-        let found = text.utf8.withContiguousStorageIfAvailable { bytes -> [Int]? in
-            guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
-            var offsets: [Int] = []
-            var offset = from
-            while offset + pattern.count <= bytes.count, offsets.count < limit {
-                var matched = 0
-                while matched < pattern.count,
-                    lowercaseASCII(bytes[offset + matched]) == pattern[matched]
-                {
-                    matched += 1
-                }
-                if matched == pattern.count {
-                    offsets.append(offset)
-                    offset += pattern.count
-                } else {
-                    offset += 1
-                }
-            }
+        if let offsets = text.utf8.withContiguousStorageIfAvailable({
+            scan($0, for: pattern, from: from, limit: limit)
+        }) {
             return offsets
         }
-        return found ?? nil
+        return Array(text.utf8).withUnsafeBufferPointer {
+            scan($0, for: pattern, from: from, limit: limit)
+        }
     }
 
-    private static func lowercaseASCII(_ byte: UInt8) -> UInt8 {
-        byte &- 0x41 < 26 ? byte | 0x20 : byte
+    private static func scan(
+        _ bytes: UnsafeBufferPointer<UInt8>, for pattern: [UInt8], from: Int, limit: Int
+    ) -> [Int] {
+        var offsets: [Int] = []
+        var offset = from
+        while offset + pattern.count <= bytes.count, offsets.count < limit {
+            var matched = 0
+            while matched < pattern.count,
+                FoldedText.lowercaseASCII(bytes[offset + matched]) == pattern[matched]
+            {
+                matched += 1
+            }
+            if matched == pattern.count {
+                offsets.append(offset)
+                offset += pattern.count
+            } else {
+                offset += 1
+            }
+        }
+        return offsets
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongs`, for an array in which every element that
+    /// does comes after every one that does not (a binary search); `count` when none does.
+    fileprivate func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if belongs(self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 }

@@ -20,7 +20,7 @@ public struct IndexSpec: Sendable {
 
     var name: String {
         keys.pairs.map {
-            "\($0.key)_\(JSONWriter.string($0.value).replacing("\"", with: ""))"
+            "\($0.key)_\(JSONWriter.string($0.value).replacingBytes(of: "\"", with: ""))"
         }
         .joined(separator: "_")
     }

@@ -20,7 +20,7 @@ public struct OfflineChatProvider: StreamingChatProvider {
         let words = last.split(whereSeparator: { $0.isWhitespace || $0.isNewline }).count
         var quoted = String(last.unicodeScalars.prefix(160).map(Character.init))
         if quoted.unicodeScalars.count < last.unicodeScalars.count { quoted += "…" }
-        quoted = quoted.replacing("\n", with: " ")
+        quoted = quoted.replacingBytes(of: "\n", with: " ")
         return "This answer comes from the offline provider: no model provider is configured "
             + "on this server, so no AI model was asked. I received your message of \(words) "
             + "word\(words == 1 ? "" : "s"): \"\(quoted)\". Set OPENAI_API_KEY, "

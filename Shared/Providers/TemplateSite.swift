@@ -440,7 +440,7 @@ struct TemplateSite {
                 ":root {\n\(light)\n}\n@media (prefers-color-scheme: dark) {\n  :root {\n\(dark)\n  }\n}\n"
         default: palette = ":root {\n\(light)\n}\n"
         }
-        var css = "/* \(request.projectName.replacing("*/", with: "* /")): "
+        var css = "/* \(request.projectName.replacingBytes(of: "*/", with: "* /")): "
         css +=
             "\(layout.rawValue) layout, theme \(request.theme). */\n" + palette
             + TemplateSite.baseCSS
@@ -720,5 +720,5 @@ struct TemplateSite {
 }
 
 extension TemplateCanvasProvider.Layout {
-    var slug: String { rawValue.lowercased().replacing(" ", with: "-") }
+    var slug: String { rawValue.lowercased().replacingBytes(of: " ", with: "-") }
 }

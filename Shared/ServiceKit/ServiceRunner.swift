@@ -217,7 +217,8 @@ public final class ServiceRunner: @unchecked Sendable {
     /// Answers not yet written, and whether a thread is writing a batch of them now. The
     /// worker that queues an answer while nobody writes becomes the writer and writes what has
     /// gathered, so a reply costs no hand-off to another thread; answers queued meanwhile go
-    /// out in its next batch. The flusher thread only picks up what a failed write left.
+    /// out in its next batch. The flusher thread picks up what a failed write left, and what a
+    /// run of quick commands queued while one of them takes long.
     private let unsent = PlainLock(UnsentAnswers())
 
     struct UnsentAnswers {
@@ -305,20 +306,22 @@ public final class ServiceRunner: @unchecked Sendable {
     /// Applies queued commands until the reader has stopped and the queue is empty.
     ///
     /// After a quick command the worker takes the next one before it writes: answers to a run
-    /// of quick commands go out together, written once the queue is empty, a slow command is
-    /// next, or 64 are held.
+    /// of quick commands are queued unwritten and go out together once the queue is empty, a
+    /// slow command is next, or 64 are queued. Queued, not kept by the worker: should a command
+    /// of the run take long after all, another worker or the flusher writes them meanwhile.
     private func workerLoop() {
         defer { workersLeft.subtract(1, ordering: .sequentiallyConsistent) }
-        var held: [Answer] = []
+        var queuedUnwritten = 0
         while true {
             var holdOn = false
-            let next = jobs.pop(timeoutMs: held.isEmpty ? 100 : 0) { [durations] command in
+            let next = jobs.pop(timeoutMs: queuedUnwritten == 0 ? 100 : 0) {
+                [durations] command in
                 holdOn = durations.isQuick(command.type)
                 return holdOn
             }
-            if !held.isEmpty, !holdOn || held.count >= 64 {
-                answer(held)
-                held.removeAll(keepingCapacity: true)
+            if queuedUnwritten > 0, !holdOn || queuedUnwritten >= 64 {
+                answer([])
+                queuedUnwritten = 0
             }
             guard let command = next else {
                 if readerDone.load(ordering: .sequentiallyConsistent) && jobs.count == 0 {
@@ -326,7 +329,10 @@ public final class ServiceRunner: @unchecked Sendable {
                 }
                 continue
             }
-            if let item = handle(command) { held.append(item) }
+            if let item = handle(command) {
+                unsent.withLock { $0.answers.append(item) }
+                queuedUnwritten += 1
+            }
         }
     }
 

@@ -4,27 +4,56 @@ import Testing
 @Suite("Text and dates without Foundation")
 struct TextMatchingTests {
     @Test func wordsAreFoundWhateverTheirCase() {
+        func count(_ pattern: String, _ text: String) -> Int {
+            CaselessPattern(pattern).count(in: FoldedText(text))
+        }
         let text = "Hello, HELLO and hello again; héllo is another word"
-        #expect(CaselessPattern("hello").count(in: text) == 3)
-        #expect(CaselessPattern("HÉLLO").count(in: text) == 1)
-        #expect(CaselessPattern("goodbye").count(in: text) == 0)
-        #expect(CaselessPattern("").count(in: text) == 0)
-        #expect(CaselessPattern("aa").count(in: "aaaa") == 2)
+        #expect(count("hello", text) == 3)
+        #expect(count("HÉLLO", text) == 1)
+        #expect(count("goodbye", text) == 0)
+        #expect(count("", text) == 0)
+        #expect(count("aa", "aaaa") == 2)
         // An ASCII word in text that is not all ASCII, and the other way round.
-        #expect(CaselessPattern("cafe").count(in: "Café, CAFE or cafeteria? ☕") == 2)
-        #expect(CaselessPattern("Straße").count(in: "STRASSE, straße, STRAẞE") == 2)
+        #expect(count("cafe", "Café, CAFE or cafeteria? ☕") == 2)
+        #expect(count("Straße", "STRASSE, straße, STRAẞE") == 2)
+        #expect(count("café", "all ASCII here") == 0)
+        // A capital I with a dot, a final sigma, an accent typed as a scalar of its own.
+        #expect(count("İstanbul", "İSTANBUL and İstanbul") == 2)
+        #expect(count("ΟΔΟΣ", "οδος, ΟΔΟΣ") == 2)
+        #expect(count("café", "cafe\u{301} and CAFÉ") == 2)
+        #expect(count("cafe\u{301}", "café") == 1)
     }
 
-    @Test func rangesAreRangesOfTheTextAsWritten() throws {
-        let text = "Ärger über ÜBER"
-        let found = try #require(CaselessPattern("über").firstRange(in: text))
+    @Test func rangesAreRangesOfTheTextInNFC() throws {
+        let folded = FoldedText("Ärger u\u{308}ber ÜBER")
+        let text = folded.text
+        #expect(text == "Ärger über ÜBER")
+        let pattern = CaselessPattern("über")
+        let found = try #require(pattern.firstRange(in: folded))
         #expect(text[found] == "über")
-        let next = try #require(
-            CaselessPattern("über").firstRange(in: text, from: found.upperBound))
+        let next = try #require(pattern.firstRange(in: folded, from: found.upperBound))
         #expect(text[next] == "ÜBER")
-        #expect(CaselessPattern("über").firstRange(in: text, from: next.upperBound) == nil)
+        #expect(pattern.firstRange(in: folded, from: next.upperBound) == nil)
         // A pattern longer than what is left of the text is not found.
-        #expect(CaselessPattern("ÜBERALL").firstRange(in: text) == nil)
+        #expect(CaselessPattern("ÜBERALL").firstRange(in: folded) == nil)
+
+        let ascii = FoldedText("say Hello twice: hello")
+        let hello = try #require(CaselessPattern("HELLO").firstRange(in: ascii))
+        #expect(ascii.text[hello] == "Hello")
+        let second = try #require(
+            CaselessPattern("HELLO").firstRange(in: ascii, from: hello.upperBound))
+        #expect(ascii.text[second] == "hello")
+    }
+
+    @Test func bytesAreReplacedWhereCharactersWouldHideThem() {
+        // `/` and an accent are one Character: a character-wise replace would leave `*/` in.
+        let name = "x*/\u{301} body{color:red} /*"
+        #expect(!name.replacingBytes(of: "*/", with: "* /").utf8.starts(with: "x*/".utf8))
+        #expect(name.replacingBytes(of: "*/", with: "* /") == "x* /\u{301} body{color:red} /*")
+        #expect("a\r\nb\nc".replacingBytes(of: "\n", with: " ") == "a\r b c")
+        #expect("key123 and key123".replacingBytes(of: "key123", with: "***") == "*** and ***")
+        #expect("abc".replacingBytes(of: "", with: "x") == "abc")
+        #expect("ab".replacingBytes(of: "abc", with: "x") == "ab")
     }
 
     @Test func trimmingTakesOnlyTheEnds() {
