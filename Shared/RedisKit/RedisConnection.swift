@@ -159,16 +159,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends one command already in wire form and waits for its reply.
     public func send(_ command: RedisCommand) throws(RedisError) -> RedisReply {
-        try connect()
-        guard let context else { throw .connection("not connected") }
-        var raw: UnsafeMutableRawPointer?
-        if !command.queue(on: context) || redisGetReply(context, &raw) != REDIS_OK || raw == nil {
-            let message = RedisConnection.errorText(context)
-            disconnect()
-            throw .connection(message)
-        }
-        defer { freeReplyObject(raw) }
-        return RedisConnection.copy(raw!.assumingMemoryBound(to: redisReply.self))
+        try send(command) { $0.copied }
     }
 
     /// Sends one command already in wire form and lends its reply, uncopied, to `read`.
