@@ -294,7 +294,9 @@ struct FileHandlers: Sendable {
         if let cursor = try query.string("cursor", maxLength: 6000) {
             // The cursor is the last path returned, base64url: paths may hold any character.
             guard let bytes = Base64URL.decode(Substring(cursor)),
-                let path = String(validating: bytes, as: UTF8.self)
+                let path = String(validating: bytes, as: UTF8.self),
+                case .success(let normal) = CanvasPath.normalise(path),
+                Array(normal.utf8) == bytes
             else { throw APIError.invalid("cursor", "is not a cursor this API returned") }
             filter["path"] = ["$gt": .string(path)]
         }

@@ -32,6 +32,12 @@ struct MessageSearch: Sendable {
     static let scanMax = 1000
     static let tagSessionsMax = 1000
     static let termsMax = 10
+    /// Ranking and snippets look at a message's first 32 KB: a few huge messages of one user
+    /// must not hold a worker for seconds.
+    static let contentScanBytes = 32 * 1024
+    /// A request stops after the document that takes it past this much message text, and its
+    /// cursor goes on from the next one.
+    static let textScanBudget = 2 * 1024 * 1024
 
     func search(_ command: Command) throws -> Reply {
         let user = try command.requireUser()
@@ -83,6 +89,7 @@ struct MessageSearch: Sendable {
         var hits: [Value] = []
         var next: Value = .null
         var scanned = 0
+        var textScanned = 0
         scanning: while scanned < MessageSearch.scanMax {
             let docs = try interactions.find(
                 filter, sort: ["score": ["$meta": "textScore"], "_id": 1],
@@ -94,8 +101,9 @@ struct MessageSearch: Sendable {
                 ])
             for doc in docs {
                 if doc["userId"]?.objectIdValue == user {
-                    let ranked = MessageSearch.rank(
-                        doc["messages"]?.arrayValue ?? [], terms, phrase)
+                    let messages = doc["messages"]?.arrayValue ?? []
+                    textScanned += MessageSearch.scannedBytes(messages)
+                    let ranked = MessageSearch.rank(messages, terms, phrase)
                     var index = skipHits
                     while index < ranked.count {
                         if hits.count == limit {
@@ -109,6 +117,10 @@ struct MessageSearch: Sendable {
                 position += 1
                 skipHits = 0
                 scanned += 1
+                if textScanned >= MessageSearch.textScanBudget {
+                    next = .string(PageCursor.encode([String(position), "0"]))
+                    break scanning
+                }
             }
             if docs.count < MessageSearch.batch { break }
             if scanned >= MessageSearch.scanMax {
@@ -132,6 +144,25 @@ struct MessageSearch: Sendable {
     }
 
     // MARK: matching
+
+    /// The part of a message's text that is searched: its first `contentScanBytes`, cut where a
+    /// scalar begins.
+    static func searchedPart(_ content: String) -> String {
+        let bytes = content.utf8
+        guard bytes.count > contentScanBytes else { return content }
+        var end = bytes.index(bytes.startIndex, offsetBy: contentScanBytes)
+        while end > bytes.startIndex, UTF8.isContinuation(bytes[end]) {
+            end = bytes.index(before: end)
+        }
+        return String(Substring(content.unicodeScalars[..<end]))
+    }
+
+    static func scannedBytes(_ messages: [Value]) -> Int {
+        messages.reduce(0) { total, value in
+            let content = value.lenientDocument?["content"]?.stringValue ?? ""
+            return total + min(content.utf8.count, contentScanBytes)
+        }
+    }
 
     struct Ranked {
         let message: Document
@@ -163,7 +194,7 @@ struct MessageSearch: Sendable {
             else {
                 continue
             }
-            let folded = FoldedText(content)
+            let folded = FoldedText(searchedPart(content))
             var score = terms.count > 1 ? 3 * phrasePattern.count(in: folded) : 0
             for term in termPatterns { score += term.count(in: folded) }
             if score > 0 { ranked.append((index, Ranked(message: message, score: score))) }
@@ -190,7 +221,7 @@ struct MessageSearch: Sendable {
     /// About 160 characters around the first match, with an ellipsis where text was cut.
     static func snippet(_ content: String, _ terms: [String], _ phrase: String) -> String {
         // Ranges are found in the text put in NFC, so the snippet is cut from that.
-        let folded = FoldedText(content)
+        let folded = FoldedText(searchedPart(content))
         let normal = folded.text
         var match = CaselessPattern(phrase).firstRange(in: folded)
         if match == nil {

@@ -82,6 +82,13 @@ public struct FoldedText: Sendable {
     static func lowercaseASCII(_ byte: UInt8) -> UInt8 {
         byte &- 0x41 < 26 ? byte | 0x20 : byte
     }
+
+    static func isCombining(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
 }
 
 /// A word or phrase to find in a `FoldedText` whatever the case of its letters. ASCII patterns in
@@ -118,8 +125,13 @@ public struct CaselessPattern: Sendable {
         }
         var position = folded.starts.partitioningIndex { $0 >= from }
         while position + scalars.count <= folded.scalars.count {
-            if folded.scalars[position..<position + scalars.count].elementsEqual(scalars) {
-                return folded.starts[position]..<folded.ends[position + scalars.count - 1]
+            let after = position + scalars.count
+            // A match that ends where an accent follows is part of another letter: `x` is not
+            // in `x́`, nor `i` in `İ` (`i` and a dot).
+            if folded.scalars[position..<after].elementsEqual(scalars),
+                after == folded.scalars.count || !FoldedText.isCombining(folded.scalars[after])
+            {
+                return folded.starts[position]..<folded.ends[after - 1]
             }
             position += 1
         }

@@ -210,8 +210,40 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     private static let iso8601Style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     /// Parses the ISO 8601 form this API writes (fractional seconds optional, `Z` or offset).
+    /// A date or time that does not exist (February 31, 25:00) is refused rather than rolled
+    /// over, as the parser alone would.
     public init?(iso8601 text: String) {
-        guard let date = try? Timestamp.iso8601Style.parse(text) else { return nil }
+        guard Timestamp.namesARealMoment(text),
+            let date = try? Timestamp.iso8601Style.parse(text)
+        else { return nil }
         milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    /// Whether text that starts `YYYY-MM-DD` (then `T` or a space and `HH:MM:SS`) names a day
+    /// of the calendar and a time of the day: year 1 or later, the month's own days, hours up
+    /// to 23, minutes up to 59, seconds up to 60 (a leap second).
+    public static func namesARealMoment(_ text: String) -> Bool {
+        let digits = Array(text.utf8.prefix(19))
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= digits.count else { return nil }
+            var value = 0
+            for byte in digits[range] {
+                guard byte &- 0x30 < 10 else { return nil }
+                value = value * 10 + Int(byte &- 0x30)
+            }
+            return value
+        }
+        guard digits.count >= 10, digits[4] == 0x2D, digits[7] == 0x2D,
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            year >= 1, (1...12).contains(month)
+        else { return false }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...days).contains(day) else { return false }
+        guard digits.count > 10 else { return true }
+        guard digits.count == 19, digits[13] == 0x3A, digits[16] == 0x3A,
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+        else { return false }
+        return hour <= 23 && minute <= 59 && second <= 60
     }
 }

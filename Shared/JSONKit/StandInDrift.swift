@@ -38,8 +38,15 @@ extension Value {
         }
     }
 
-    /// `2026-12-03 17:11:28.690000`, `2026-12-03T17:11:28.680000` or ISO 8601, as UTC.
+    /// `2026-12-03 17:11:28.690000`, `2026-12-03T17:11:28.680000` (as UTC) or ISO 8601 with
+    /// its offset; nil for a day or time that does not exist.
     static func standInDate(_ text: String) -> Timestamp? {
+        guard Timestamp.namesARealMoment(text) else { return nil }
+        return utcDate(text) ?? Timestamp(iso8601: text)
+    }
+
+    /// The stand-in's forms, without an offset: read as UTC.
+    private static func utcDate(_ text: String) -> Timestamp? {
         let scalars = Array(text.unicodeScalars)
         guard scalars.count >= 19, scalars.count <= 32 else { return nil }
         func number(_ range: Range<Int>) -> Int64? {

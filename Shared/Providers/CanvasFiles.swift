@@ -54,10 +54,19 @@ public enum CanvasPath {
         if raw.unicodeScalars.contains(":") {
             return .failure(PathError("must not contain ':' (drive letters, URLs)"))
         }
-        var rest = Substring(raw)
-        if rest.hasPrefix("/") { rest = rest.dropFirst() }
+        // Split by code point too: `/` and an accent after it make one Character, and `..`
+        // before such a `/` must still be seen as a segment of its own.
+        var rest = Substring(raw).unicodeScalars
+        if rest.first == "/" { rest = rest.dropFirst() }
         var segments: [String] = []
-        for part in rest.split(separator: "/", omittingEmptySubsequences: false) {
+        for scalars in rest.split(separator: "/", omittingEmptySubsequences: false) {
+            let part = String(Substring(scalars))
+            if let first = scalars.first,
+                CanvasPath.combiningCategories.contains(
+                    first.properties.generalCategory)
+            {
+                return .failure(PathError("a segment must not start with a combining mark"))
+            }
             switch part {
             case "":
                 return .failure(
@@ -70,10 +79,10 @@ public enum CanvasPath {
                 guard part.utf8.count <= 255 else {
                     return .failure(PathError("each segment must be at most 255 bytes"))
                 }
-                if segments.isEmpty && part.hasPrefix("~") {
+                if segments.isEmpty && scalars.first == "~" {
                     return .failure(PathError("must not start with '~'"))
                 }
-                segments.append(String(part))
+                segments.append(part)
             }
         }
         guard !segments.isEmpty else { return .failure(PathError("must name a file")) }
@@ -83,12 +92,16 @@ public enum CanvasPath {
         return .success("/" + segments.joined(separator: "/"))
     }
 
+    private static let combiningCategories: Set<Unicode.GeneralCategory> = [
+        .nonspacingMark, .spacingMark, .enclosingMark,
+    ]
+
     /// The folders a normalised path lies in, outermost first: `/a/b/c` is in `/a` and `/a/b`.
     public static func folders(of path: String) -> [String] {
         var folders: [String] = []
         var folder = ""
-        for segment in path.split(separator: "/").dropLast() {
-            folder += "/" + segment
+        for segment in path.unicodeScalars.split(separator: "/").dropLast() {
+            folder += "/" + String(Substring(segment))
             folders.append(folder)
         }
         return folders
@@ -96,7 +109,7 @@ public enum CanvasPath {
 
     /// The last segment of a normalised path: the file's `name`.
     public static func name(of path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
+        path.unicodeScalars.split(separator: "/").last.map { String(Substring($0)) } ?? path
     }
 
     public struct PathError: Error, Sendable, Equatable {

@@ -76,19 +76,20 @@ public struct TemplateCanvasProvider: CanvasProvider {
 
 /// HTML text with `& < > " '` escaped.
 func escapeHTML(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.count)
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(character)
+    // By code point: `"` and an accent after it make one Character, but the `"` still ends
+    // an attribute.
+    var out = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+        case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+        case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+        case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+        case "'": out.append(contentsOf: "&#39;".unicodeScalars)
+        default: out.append(scalar)
         }
     }
-    return out
+    return String(out)
 }
 
 /// The four files of one site.

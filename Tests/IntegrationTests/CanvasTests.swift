@@ -384,8 +384,16 @@ struct CanvasTests {
         #expect(onlyCSS["items"]?.arrayValue?.isEmpty == true)
         #expect(
             try cluster.get("/api/chat/canvas/projects/\(id)/files?type=pdf", user).status == 400)
+        // Base64url that decodes to no path this API lists: nothing, a relative path, bytes.
+        for cursor in ["!!", String(repeating: "A", count: 5000), "Li4vZXRj", "AAAA"] {
+            #expect(
+                try cluster.get("/api/chat/canvas/projects/\(id)/files?cursor=\(cursor)", user)
+                    .status == 400, "\(cursor.prefix(10))")
+        }
+        // `/a`, a path: files after it.
         #expect(
-            try cluster.get("/api/chat/canvas/projects/\(id)/files?cursor=!!", user).status == 400)
+            try cluster.get("/api/chat/canvas/projects/\(id)/files?cursor=L2E", user).status
+                == 200)
     }
 
     @Test func fileOverTheLimitIsRefusedWith413WhileLargeFilesFit() throws {

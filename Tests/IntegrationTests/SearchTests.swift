@@ -48,6 +48,19 @@ struct SearchTests {
         #expect(try search(cluster.newUser(), "q=\(word)").items.isEmpty)
     }
 
+    @Test func onlyEachMessagesFirst32KBIsSearched() throws {
+        let word = uniqueWord("gluon")
+        let user = cluster.newUser()
+        let session = try cluster.createSession(user, agentId: nil)
+        let filler = String(repeating: "é filler ", count: 4000)  // 40 KB
+        let early = try cluster.appendMessage(user, session, "\(word) first, then \(filler)")
+        _ = try cluster.appendMessage(user, session, "\(filler) and only then \(word)")
+
+        let hits = try search(user, "q=\(word)").items
+        #expect(hits.compactMap { $0["messageId"]?.stringValue } == [early])
+        #expect(hits.first?["snippet"]?.stringValue?.hasPrefix(word) == true)
+    }
+
     @Test func pagesNeitherRepeatNorSkipHits() throws {
         let word = uniqueWord("lepton")
         let user = cluster.newUser()

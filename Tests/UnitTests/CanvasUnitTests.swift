@@ -20,6 +20,8 @@ struct CanvasUnitTests {
         "\\..\\x",
         "a\\b", "~/x", "~", "a/\u{0}b", "a/\u{1F}b", "a/\u{7F}b", "a/\u{80}b", "a\u{9F}",
         "a\\\u{301}b", "c:\u{301}/x",
+        // `/` and an accent make one Character; the `..` and `~` before or after it still count.
+        "../\u{301}evil.txt", "a/../\u{301}b", "/\u{301}/x.txt", "~\u{301}x", "\u{301}",
         ".", "./", "http://x/y",
         String(repeating: "a", count: 256), Array(repeating: "a", count: 33).joined(separator: "/"),
     ])
@@ -92,6 +94,28 @@ struct CanvasUnitTests {
         #expect(html.contains("<title>P &quot;Q&quot;</title>"))
         #expect(html.contains("Hello &lt;b&gt;&amp;"))
         #expect(html.contains("data-layout=\"Blog\""))
+
+        // A `"` with an accent after it is one Character, and still ends an attribute.
+        let accented = CanvasRequest(
+            prompt: "Hello \"\u{301} onmouseover=alert(1) x=\"\u{301} end",
+            projectName: "*/\u{301}x",
+            template: "Blog", category: "x", theme: "dark")
+        let site = try TemplateCanvasProvider().generate(accented).files
+        func count(_ needle: String, in text: String) -> Int {
+            let bytes = Array(text.utf8)
+            let pattern = Array(needle.utf8)
+            guard bytes.count >= pattern.count else { return 0 }
+            return (0...(bytes.count - pattern.count)).filter {
+                bytes[$0..<$0 + pattern.count].elementsEqual(pattern)
+            }.count
+        }
+        let page = site[0].content
+        #expect(count("\"\u{301}", in: page) == 0)
+        #expect(count("&quot;\u{301} onmouseover=alert(1)", in: page) > 0)
+        let css = try #require(site.first { $0.path.hasSuffix(".css") }?.content)
+        let header = String(css.prefix { $0 != "\n" })
+        #expect(header.hasPrefix("/* * /\u{301}x"))
+        #expect(count("*/", in: header) == 1)
     }
 
     @Test func replyFramesCarryHeadersAndAnyBytes() throws {
