@@ -76,17 +76,14 @@ public final class Metrics: Sendable {
         guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else {
             return value
         }
-        // By code point: a `"` with an accent after it is one Character but still a `"`.
-        var out = String.UnicodeScalarView()
-        for scalar in value.unicodeScalars {
+        return value.escapingScalars { scalar in
             switch scalar {
-            case "\\": out.append(contentsOf: "\\\\".unicodeScalars)
-            case "\"": out.append(contentsOf: "\\\"".unicodeScalars)
-            case "\n": out.append(contentsOf: "\\n".unicodeScalars)
-            default: out.append(scalar)
+            case "\\": return "\\\\"
+            case "\"": return "\\\""
+            case "\n": return "\\n"
+            default: return nil
             }
         }
-        return String(out)
     }
 
     public func add(

@@ -10,6 +10,20 @@ extension StringProtocol {
         return String(self[first...last])
     }
 
+    /// Each code point for which `replacement` gives text replaced by it. By code point, not by
+    /// Character: a `"` with an accent after it is one Character, yet still ends an attribute.
+    public func escapingScalars(_ replacement: (Unicode.Scalar) -> String?) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if let text = replacement(scalar) {
+                out.append(contentsOf: text.unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
+        }
+        return String(out)
+    }
+
     /// Every occurrence of `target` replaced, comparing UTF-8 bytes rather than characters: a
     /// `*/` followed by a combining accent is one Character, but still ends a CSS comment.
     public func replacingBytes(of target: String, with replacement: String) -> String {

@@ -76,20 +76,16 @@ public struct TemplateCanvasProvider: CanvasProvider {
 
 /// HTML text with `& < > " '` escaped.
 func escapeHTML(_ text: String) -> String {
-    // By code point: `"` and an accent after it make one Character, but the `"` still ends
-    // an attribute.
-    var out = String.UnicodeScalarView()
-    for scalar in text.unicodeScalars {
+    text.escapingScalars { scalar in
         switch scalar {
-        case "&": out.append(contentsOf: "&amp;".unicodeScalars)
-        case "<": out.append(contentsOf: "&lt;".unicodeScalars)
-        case ">": out.append(contentsOf: "&gt;".unicodeScalars)
-        case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
-        case "'": out.append(contentsOf: "&#39;".unicodeScalars)
-        default: out.append(scalar)
+        case "&": return "&amp;"
+        case "<": return "&lt;"
+        case ">": return "&gt;"
+        case "\"": return "&quot;"
+        case "'": return "&#39;"
+        default: return nil
         }
     }
-    return String(out)
 }
 
 /// The four files of one site.
