@@ -169,11 +169,12 @@ struct MessageSearch: Sendable {
         let score: Int
     }
 
-    /// The words of the query, lowercased, with a light stemming so that "answers" finds
+    /// The words of the query, folded as the text is, with a light stemming so that "answers" finds
     /// "answer" as MongoDB's stemmer would.
     static func terms(_ text: String) -> [String] {
         var terms: [String] = []
-        for word in text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
+        let folded = FoldedText.folding(text)
+        for word in folded.split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
             var stem = String(word)
             for suffix in ["ing", "es", "ed", "s"] where stem.count > 4 && stem.hasSuffix(suffix) {
                 stem.removeLast(suffix.count)

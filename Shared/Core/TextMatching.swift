@@ -50,7 +50,8 @@ extension StringProtocol {
 
 /// Text made ready for matching without case: put in NFC, so that `é` typed as one scalar or as
 /// `e` and an accent is the same, and, unless it is all ASCII, its scalars folded to lowercase
-/// (final `ς` as `σ`), each folded scalar remembering the scalar of `text` it came from.
+/// (final `ς` as `σ`, `ß` as `ss`, `İ` as `i`), each folded scalar remembering the scalar of
+/// `text` it came from.
 public struct FoldedText: Sendable {
     /// The text in NFC: the ranges a `CaselessPattern` finds are ranges of this string.
     public let text: String
@@ -85,10 +86,21 @@ public struct FoldedText: Sendable {
         (self.scalars, self.starts, self.ends) = (scalars, starts, ends)
     }
 
-    /// One scalar's lowercase form: most are one scalar, some several (`İ` is `i` and a dot).
+    /// `text` in NFC and folded as search compares it: the lowercase form words are kept in.
+    public static func folding(_ text: String) -> String {
+        let normal = String(decoding: text._nfcCodeUnits, as: UTF8.self)
+        return String(String.UnicodeScalarView(normal.unicodeScalars.flatMap(fold)))
+    }
+
+    /// One scalar's lowercase form: most are one scalar, some several (`ß` is `ss`).
     static func fold(_ scalar: Unicode.Scalar) -> [Unicode.Scalar] {
         if scalar.isASCII { return [Unicode.Scalar(lowercaseASCII(UInt8(scalar.value)))] }
-        if scalar == "\u{03C2}" { return ["\u{03C3}"] }
+        switch scalar {
+        case "\u{03C2}": return ["\u{03C3}"]  // final sigma: σ
+        case "\u{00DF}", "\u{1E9E}": return ["s", "s"]  // ß and ẞ: ss, as STRASSE is written
+        case "\u{0130}": return ["i"]  // İ: i, not i and a combining dot
+        default: break
+        }
         guard scalar.properties.changesWhenLowercased else { return [scalar] }
         return Array(scalar.properties.lowercaseMapping.unicodeScalars)
     }

@@ -15,16 +15,18 @@ struct TextMatchingTests {
         #expect(count("aa", "aaaa") == 2)
         // An ASCII word in text that is not all ASCII, and the other way round.
         #expect(count("cafe", "Café, CAFE or cafeteria? ☕") == 2)
-        #expect(count("Straße", "STRASSE, straße, STRAẞE") == 2)
+        #expect(count("Straße", "STRASSE, straße, STRAẞE") == 3)
+        #expect(count("strasse", "Straße") == 1)
         #expect(count("café", "all ASCII here") == 0)
         // A capital I with a dot, a final sigma, an accent typed as a scalar of its own.
         #expect(count("İstanbul", "İSTANBUL and İstanbul") == 2)
         #expect(count("ΟΔΟΣ", "οδος, ΟΔΟΣ") == 2)
         #expect(count("café", "cafe\u{301} and CAFÉ") == 2)
         #expect(count("cafe\u{301}", "café") == 1)
-        // A letter with an accent on it is not the bare letter.
+        // A letter with an accent on it is not the bare letter (the dot of İ aside).
         #expect(count("x", "x\u{301} or x") == 1)
-        #expect(count("i", "İ and i") == 1)
+        #expect(count("i", "İ and i") == 2)
+        #expect(count("izmir", "İZMİR") == 1)
         #expect(count("cafe", "café and cafe") == 1)
     }
 
