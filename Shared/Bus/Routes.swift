@@ -120,9 +120,14 @@ public enum Routes {
             }
             return .wrongMethod(routes.map(\.method))
         }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard path.hasPrefix("/"), !parts.contains(where: \.isEmpty) else { return .notFound }
-        let partList = Array(parts)
+        // By code point: `/` and an accent after it make one Character, yet the `/` still
+        // ends a segment, so that no path parameter can hold one.
+        let parts = path.unicodeScalars.split(separator: "/", omittingEmptySubsequences: false)
+            .dropFirst()
+        guard path.unicodeScalars.first == "/", !parts.contains(where: \.isEmpty) else {
+            return .notFound
+        }
+        let partList = parts.map { Substring($0) }
         var allowed: [String] = []
         for route in all {
             guard let params = route.match(partList) else { continue }

@@ -165,5 +165,19 @@ struct ConcurrencyPrimitivesTests {
         if case .found = Routes.lookup(method: "GET", path: "/api/ping/") {
             Issue.record("a trailing slash names no route")
         }
+        // A `/` with an accent after it still separates segments: no id can hold a `/`.
+        if case .found(_, let params) = Routes.lookup(
+            method: "GET", path: "/api/chat/sessions/x/\u{301}y")
+        {
+            Issue.record("a path parameter held a slash: \(params)")
+        }
+        guard
+            case .found(_, let params) = Routes.lookup(
+                method: "GET", path: "/api/chat/sessions/s\u{301}x")
+        else {
+            Issue.record("an accented id is still an id")
+            return
+        }
+        #expect(params.values.contains("s\u{301}x"))
     }
 }
