@@ -101,9 +101,9 @@ struct MessageSearch: Sendable {
                 ])
             for doc in docs {
                 if doc["userId"]?.objectIdValue == user {
-                    let messages = doc["messages"]?.arrayValue ?? []
-                    textScanned += MessageSearch.scannedBytes(messages)
-                    let ranked = MessageSearch.rank(messages, terms, phrase)
+                    let ranked = MessageSearch.rank(
+                        doc["messages"]?.arrayValue ?? [], terms, phrase,
+                        textScanned: &textScanned)
                     var index = skipHits
                     while index < ranked.count {
                         if hits.count == limit {
@@ -157,16 +157,11 @@ struct MessageSearch: Sendable {
         return String(Substring(content.unicodeScalars[..<end]))
     }
 
-    static func scannedBytes(_ messages: [Value]) -> Int {
-        messages.reduce(0) { total, value in
-            let content = value.lenientDocument?["content"]?.stringValue ?? ""
-            return total + min(content.utf8.count, contentScanBytes)
-        }
-    }
-
     struct Ranked {
         let message: Document
         let score: Int
+        /// The searched part of its text, folded once for the ranking and the snippet.
+        let text: FoldedText
     }
 
     /// The words of the query, folded as the text is, with a light stemming so that "answers" finds
@@ -186,7 +181,10 @@ struct MessageSearch: Sendable {
         return terms
     }
 
-    static func rank(_ messages: [Value], _ terms: [String], _ phrase: String) -> [Ranked] {
+    /// The messages that match, best first; adds the bytes of text read to `textScanned`.
+    static func rank(
+        _ messages: [Value], _ terms: [String], _ phrase: String, textScanned: inout Int
+    ) -> [Ranked] {
         var ranked: [(Int, Ranked)] = []
         let phrasePattern = CaselessPattern(phrase)
         let termPatterns = terms.map(CaselessPattern.init)
@@ -195,10 +193,14 @@ struct MessageSearch: Sendable {
             else {
                 continue
             }
-            let folded = FoldedText(searchedPart(content))
+            let searched = searchedPart(content)
+            textScanned += searched.utf8.count
+            let folded = FoldedText(searched)
             var score = terms.count > 1 ? 3 * phrasePattern.count(in: folded) : 0
             for term in termPatterns { score += term.count(in: folded) }
-            if score > 0 { ranked.append((index, Ranked(message: message, score: score))) }
+            if score > 0 {
+                ranked.append((index, Ranked(message: message, score: score, text: folded)))
+            }
         }
         ranked.sort { $0.1.score != $1.1.score ? $0.1.score > $1.1.score : $0.0 < $1.0 }
         return ranked.map(\.1)
@@ -208,21 +210,19 @@ struct MessageSearch: Sendable {
         -> Document
     {
         let message = ranked.message
-        let content = message["content"]?.stringValue ?? ""
         return [
             "sessionId": doc["conversationId"] ?? .null,
             "messageId": message["messageId"] ?? .null,
             "role": message["role"] ?? .null,
-            "snippet": .string(snippet(content, terms, phrase)),
+            "snippet": .string(snippet(ranked.text, terms, phrase)),
             "score": .int64(Int64(ranked.score)),
             "createdAt": message["createdAt"]?.lenientDate.map { .date($0) } ?? .null,
         ]
     }
 
     /// About 160 characters around the first match, with an ellipsis where text was cut.
-    static func snippet(_ content: String, _ terms: [String], _ phrase: String) -> String {
-        // Ranges are found in the text put in NFC, so the snippet is cut from that.
-        let folded = FoldedText(searchedPart(content))
+    /// Ranges are found in the text put in NFC, so the snippet is cut from that.
+    static func snippet(_ folded: FoldedText, _ terms: [String], _ phrase: String) -> String {
         let normal = folded.text
         var match = CaselessPattern(phrase).firstRange(in: folded)
         if match == nil {

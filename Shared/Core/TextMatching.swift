@@ -1,3 +1,19 @@
+extension String {
+    /// The text in Unicode NFC, by the standard library's own normaliser (the one String
+    /// comparison uses): `é` typed as one scalar or as `e` and an accent gives the same bytes.
+    public var nfc: String { String(decoding: _nfcCodeUnits, as: UTF8.self) }
+}
+
+extension Unicode.Scalar {
+    /// An accent or other mark that belongs to the letter before it.
+    public var isCombiningMark: Bool {
+        switch properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+}
+
 extension StringProtocol {
     /// The text without the white space (spaces, tabs, line ends) at either end.
     public var trimmingWhitespace: String { trimming(where: \.isWhitespace) }
@@ -67,8 +83,7 @@ public struct FoldedText: Sendable {
             (text, scalars, starts, ends) = (original, [], [], [])
             return
         }
-        // The standard library's own normaliser, the one String comparison uses.
-        text = String(decoding: original._nfcCodeUnits, as: UTF8.self)
+        text = original.nfc
         var scalars: [Unicode.Scalar] = []
         var starts: [String.Index] = []
         var ends: [String.Index] = []
@@ -88,8 +103,7 @@ public struct FoldedText: Sendable {
 
     /// `text` in NFC and folded as search compares it: the lowercase form words are kept in.
     public static func folding(_ text: String) -> String {
-        let normal = String(decoding: text._nfcCodeUnits, as: UTF8.self)
-        return String(String.UnicodeScalarView(normal.unicodeScalars.flatMap(fold)))
+        String(String.UnicodeScalarView(text.nfc.unicodeScalars.flatMap(fold)))
     }
 
     /// One scalar's lowercase form: most are one scalar, some several (`ß` is `ss`).
@@ -108,13 +122,6 @@ public struct FoldedText: Sendable {
     static func lowercaseASCII(_ byte: UInt8) -> UInt8 {
         byte &- 0x41 < 26 ? byte | 0x20 : byte
     }
-
-    static func isCombining(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.properties.generalCategory {
-        case .nonspacingMark, .spacingMark, .enclosingMark: return true
-        default: return false
-        }
-    }
 }
 
 /// A word or phrase to find in a `FoldedText` whatever the case of its letters. ASCII patterns in
@@ -125,8 +132,7 @@ public struct CaselessPattern: Sendable {
     private let asciiBytes: [UInt8]?
 
     public init(_ pattern: String) {
-        let normal = String(decoding: pattern._nfcCodeUnits, as: UTF8.self)
-        scalars = normal.unicodeScalars.flatMap(FoldedText.fold)
+        scalars = Array(FoldedText.folding(pattern).unicodeScalars)
         asciiBytes =
             scalars.allSatisfy(\.isASCII)
             ? scalars.map { UInt8(truncatingIfNeeded: $0.value) } : nil
@@ -155,7 +161,7 @@ public struct CaselessPattern: Sendable {
             // A match that ends where an accent follows is part of another letter: `x` is not
             // in `x́`, nor `i` in `İ` (`i` and a dot).
             if folded.scalars[position..<after].elementsEqual(scalars),
-                after == folded.scalars.count || !FoldedText.isCombining(folded.scalars[after])
+                after == folded.scalars.count || !folded.scalars[after].isCombiningMark
             {
                 return folded.starts[position]..<folded.ends[after - 1]
             }

@@ -45,7 +45,8 @@ extension Value {
         return utcDate(text) ?? Timestamp(iso8601: text)
     }
 
-    /// The stand-in's forms, without an offset: read as UTC.
+    /// The stand-in's forms, without an offset: read as UTC. The fields' ranges are checked
+    /// first, by `Timestamp.namesARealMoment`.
     private static func utcDate(_ text: String) -> Timestamp? {
         let scalars = Array(text.unicodeScalars)
         guard scalars.count >= 19, scalars.count <= 32 else { return nil }
@@ -63,7 +64,7 @@ extension Value {
             scalars[13] == ":", scalars[16] == ":", let year = number(0..<4),
             let month = number(5..<7),
             let day = number(8..<10), let hour = number(11..<13), let minute = number(14..<16),
-            let second = number(17..<19), (1...12).contains(month), (1...31).contains(day)
+            let second = number(17..<19)
         else { return nil }
         var millis: Int64 = 0
         var index = 19

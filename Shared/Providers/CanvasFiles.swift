@@ -36,8 +36,7 @@ public enum CanvasPath {
     /// The normalised path, or why the input is not one. Text is put in Unicode NFC first, so
     /// `é` typed as one character or as `e` and an accent names the same file.
     public static func normalise(_ input: String) -> Result<String, PathError> {
-        // The standard library's own normaliser, the one String comparison uses.
-        let raw = String(decoding: input._nfcCodeUnits, as: UTF8.self)
+        let raw = input.nfc
         guard !raw.isEmpty else { return .failure(PathError("must not be empty")) }
         guard raw.unicodeScalars.count <= maxLength else {
             return .failure(PathError("must be at most \(maxLength) characters"))
@@ -61,10 +60,7 @@ public enum CanvasPath {
         var segments: [String] = []
         for scalars in rest.split(separator: "/", omittingEmptySubsequences: false) {
             let part = String(Substring(scalars))
-            if let first = scalars.first,
-                CanvasPath.combiningCategories.contains(
-                    first.properties.generalCategory)
-            {
+            if scalars.first?.isCombiningMark == true {
                 return .failure(PathError("a segment must not start with a combining mark"))
             }
             switch part {
@@ -91,10 +87,6 @@ public enum CanvasPath {
         }
         return .success("/" + segments.joined(separator: "/"))
     }
-
-    private static let combiningCategories: Set<Unicode.GeneralCategory> = [
-        .nonspacingMark, .spacingMark, .enclosingMark,
-    ]
 
     /// The folders a normalised path lies in, outermost first: `/a/b/c` is in `/a` and `/a/b`.
     public static func folders(of path: String) -> [String] {
