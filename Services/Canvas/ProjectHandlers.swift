@@ -1,8 +1,6 @@
 import Bus
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 import MongoKit
 import Providers
 import ServiceKit

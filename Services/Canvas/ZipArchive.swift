@@ -1,6 +1,5 @@
 import CZip
 import Core
-import Dispatch
 import FoundationEssentials
 import Glibc
 

@@ -1,8 +1,6 @@
 import Bus
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 import JSONKit
 import MongoKit
 import ServiceKit

@@ -1,6 +1,5 @@
 import Bus
 import Core
-import Dispatch
 import FoundationEssentials
 import Glibc
 import MongoKit

@@ -1,7 +1,5 @@
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 import Providers
 
 /// One provider of a chain asked (or passed over) for a reply, as the stored reply records it.

@@ -2,7 +2,6 @@ import Bus
 import Core
 import Dispatch
 import FoundationEssentials
-import Glibc
 import ServiceKit
 
 /// The consumer of `uc:cmd:sessions-respond`: respond commands, applied by `RESPOND_WORKERS`

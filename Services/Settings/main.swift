@@ -1,7 +1,6 @@
 import Bus
 import Core
 import Crypt
-import Dispatch
 import FoundationEssentials
 import Glibc
 import MongoKit

@@ -1,7 +1,6 @@
 import Core
 import Dispatch
 import FoundationEssentials
-import Glibc
 import RedisKit
 import Synchronization
 

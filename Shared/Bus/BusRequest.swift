@@ -2,7 +2,6 @@ import Core
 import Crypt
 import Dispatch
 import FoundationEssentials
-import Glibc
 import RedisKit
 import Synchronization
 

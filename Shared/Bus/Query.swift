@@ -1,7 +1,5 @@
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 import JSONKit
 
 /// Reads query parameters strictly: unknown names, bad numbers and bad flags are 400s.

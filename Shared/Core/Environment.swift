@@ -1,6 +1,4 @@
-import Dispatch
 import FoundationEssentials
-import Glibc
 
 /// Reads configuration from environment variables with local defaults.
 public struct Environment: Sendable {

@@ -1,5 +1,4 @@
 import CEpoll
-import Dispatch
 import FoundationEssentials
 import Glibc
 import Synchronization

@@ -1,6 +1,4 @@
-import Dispatch
 import FoundationEssentials
-import Glibc
 import Synchronization
 
 /// A MongoDB ObjectId: 4 bytes of seconds, 5 random bytes per process, a 3-byte counter.

@@ -1,5 +1,4 @@
 import CSignal
-import Dispatch
 import FoundationEssentials
 import Glibc
 

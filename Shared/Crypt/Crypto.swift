@@ -1,7 +1,6 @@
 import CCrypt
 import COpenSSL
 import Core
-import Dispatch
 import FoundationEssentials
 import Glibc
 import Synchronization

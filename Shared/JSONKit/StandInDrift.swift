@@ -1,7 +1,5 @@
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 
 /// Lenient readers for two ways the MongoDB stand-in (nx-27017 0.8.1) changes stored values.
 ///

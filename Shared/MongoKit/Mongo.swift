@@ -1,8 +1,6 @@
 import CMongoc
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 
 /// What went wrong in a MongoDB call: unreachable, a duplicate key, or another server error.
 public struct MongoError: Error, Sendable, CustomStringConvertible {

@@ -1,7 +1,5 @@
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 import JSONKit
 
 /// The `type` enum of `chat_canvas_files`, and the type a file name suggests.

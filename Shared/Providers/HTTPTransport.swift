@@ -1,7 +1,5 @@
 import CCurl
-import Dispatch
 import FoundationEssentials
-import Glibc
 
 /// One outgoing HTTP request to a model provider.
 public struct HTTPCall: Sendable {

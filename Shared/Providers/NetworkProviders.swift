@@ -1,7 +1,5 @@
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 import JSONKit
 
 /// The chat completions protocol that OpenAI, Mistral, Groq, xAI and local servers

@@ -1,7 +1,5 @@
 import Core
-import Dispatch
 import FoundationEssentials
-import Glibc
 
 /// The offline canvas provider: builds a complete static site (index.html, styles.css, app.js,
 /// README.md) from the project's template or category, its settings and the prompt, whose

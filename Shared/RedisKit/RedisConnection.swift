@@ -1,6 +1,5 @@
 import CHiredis
 import Core
-import Dispatch
 import FoundationEssentials
 import Glibc
 

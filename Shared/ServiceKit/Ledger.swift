@@ -1,9 +1,7 @@
 import Bus
 import Core
 import Crypt
-import Dispatch
 import FoundationEssentials
-import Glibc
 import MongoKit
 
 /// Where a write command stands in the service's ledger of applied commands.
